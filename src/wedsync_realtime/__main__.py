@@ -1,0 +1,3 @@
+from wedsync_realtime.cli import main
+
+raise SystemExit(main())

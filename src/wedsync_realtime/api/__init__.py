@@ -1,0 +1,1 @@
+"""REST management API and its schemas."""

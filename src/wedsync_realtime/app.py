@@ -1,0 +1,75 @@
+"""The composition root: builds the node, its backends, auth and the ASGI application.
+
+Nothing else in the package constructs these; tests build their servers through here too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from starlette.routing import WebSocketRoute
+
+from wedsync_realtime.api import broadcast
+from wedsync_realtime.auth.jwt import TokenVerifier
+from wedsync_realtime.auth.policy import NameRulesPolicy
+from wedsync_realtime.backends.memory import MemoryBroker
+from wedsync_realtime.engine.node import Node
+from wedsync_realtime.settings import Settings
+from wedsync_realtime.transport.asgi import WebSocketEndpoint
+
+__all__ = ["build_app", "build_node"]
+
+log = logging.getLogger(__name__)
+
+SOCKET_PATHS = ("/socket/websocket", "/realtime/v1/websocket")
+
+
+def build_node(settings: Settings) -> Node:
+    """The engine for `settings`: embedded default (memory broker) unless configured otherwise."""
+    if settings.jwt_secret_is_default:
+        log.warning(
+            "WEDSYNC_JWT_SECRET is not set: using the DEVELOPMENT secret. Anyone can mint tokens "
+            "for this server. Set WEDSYNC_JWT_SECRET before exposing it."
+        )
+    return Node(
+        settings,
+        verifier=TokenVerifier(settings.jwt_secret),
+        policy=NameRulesPolicy(),
+        broker=MemoryBroker(),
+    )
+
+
+def build_app(settings: Settings, node: Node | None = None) -> FastAPI:
+    """The ASGI application. The node starts and stops with the application's lifespan."""
+    node = node if node is not None else build_node(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with node:
+            yield
+
+    app = FastAPI(title="WedSync Realtime", version="0.1.0", lifespan=lifespan)
+    app.state.node = node
+    endpoint = WebSocketEndpoint(node)
+    for path in SOCKET_PATHS:
+        app.router.routes.append(WebSocketRoute(path, endpoint))
+    app.include_router(broadcast.router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> JSONResponse:
+        """200 while the server accepts connections, 503 while it shuts down."""
+        if node.accepting:
+            return JSONResponse({"status": "ok", "connections": len(node.connections)})
+        return JSONResponse({"status": "shutting_down"}, status_code=503)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Supabase answers REST errors as {"message": ...}; keep that shape.
+        body = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    return app

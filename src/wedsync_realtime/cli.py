@@ -1,0 +1,78 @@
+"""`wedsync-realtime`: serve, and mint development tokens."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from wedsync_realtime.app import build_app, build_node
+from wedsync_realtime.auth.jwt import TokenVerifier
+from wedsync_realtime.logs import configure_logging
+from wedsync_realtime.server import Server, uvicorn_config
+from wedsync_realtime.settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wedsync-realtime", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the server")
+    serve.add_argument("--host", help="interface to bind (default WEDSYNC_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default WEDSYNC_PORT or 4000)")
+    token = commands.add_parser("token", help="print a signed JWT for development and tests")
+    token.add_argument("--sub", required=True, help="user id (the `sub` claim)")
+    token.add_argument("--role", default="authenticated", help="the `role` claim")
+    token.add_argument(
+        "--claim",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra claim; V is parsed as JSON when it is JSON (repeatable)",
+    )
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until `exp`")
+    return parser
+
+
+def _claims(args: argparse.Namespace) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": args.sub, "role": args.role, "iat": now, "exp": now + args.ttl}
+    for item in args.claim:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--claim expects K=V, got {item!r}")
+        try:
+            claims[key] = json.loads(value)
+        except json.JSONDecodeError:
+            claims[key] = value
+    return claims
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"wedsync-realtime: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "token":
+        print(TokenVerifier(settings.jwt_secret).sign(_claims(args)))
+        return 0
+    configure_logging(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    node = build_node(settings)
+    app = build_app(settings, node)
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    server = Server(uvicorn_config(app, host, port, settings.max_frame_bytes), node)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

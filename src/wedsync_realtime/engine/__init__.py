@@ -1,0 +1,1 @@
+"""Who is subscribed where; publish, fan-out, presence and limits. Knows backend interfaces only."""

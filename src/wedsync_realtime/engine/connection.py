@@ -1,0 +1,417 @@
+"""One client connection: runs its protocol session against the node, and owns its send queue.
+
+The transport feeds frames in (`receive_text` / `receive_bytes`) and runs `write_loop`, which
+drains the bounded send queue into the socket. Fan-out only ever calls `send`, which never blocks:
+a connection whose queue is full is a slow consumer and is closed with
+`CloseCode.SLOW_CONSUMER` instead of slowing everyone else or growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from wedsync_realtime.auth.jwt import Principal
+from wedsync_realtime.auth.policy import Action
+from wedsync_realtime.engine.limits import TokenBucket
+from wedsync_realtime.errors import AuthError, ChannelError, CloseCode, ErrorCode
+from wedsync_realtime.protocol.broadcast import OutboundBroadcast
+from wedsync_realtime.protocol.frames import PayloadEncoding, ProtocolVersion
+from wedsync_realtime.protocol.requests import (
+    AccessTokenRequest,
+    BadRequest,
+    BroadcastRequest,
+    HeartbeatRequest,
+    JoinConfig,
+    JoinRequest,
+    LeaveRequest,
+    PresenceAction,
+    PresenceRequest,
+    Request,
+)
+from wedsync_realtime.protocol.session import CHANNEL_PREFIX, OutFrame, Session
+
+if TYPE_CHECKING:
+    from wedsync_realtime.engine.node import Node
+
+__all__ = ["Connection", "Transport"]
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """The socket side of a connection (see `transport/`)."""
+
+    async def send(self, frame: OutFrame) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class Membership:
+    """A joined channel of this connection."""
+
+    topic: str
+    join_ref: str | None
+    config: JoinConfig
+    principal: Principal
+    presence_key: str
+    #: Cached policy decisions for writes, checked lazily on first use (as Supabase does).
+    may_broadcast: bool | None = None
+    may_track: bool | None = None
+    expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    @property
+    def channel(self) -> str:
+        return self.topic.removeprefix(CHANNEL_PREFIX)
+
+
+class Connection:
+    """A connected client."""
+
+    def __init__(
+        self, node: Node, principal: Principal, version: ProtocolVersion, peer: str = ""
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.node = node
+        self.principal = principal
+        self.version = version
+        self.peer = peer
+        self.session = Session(version)
+        self.memberships: dict[str, Membership] = {}
+        self.last_seen = node.clock()
+        settings = node.settings
+        self._queue: deque[OutFrame] = deque()
+        self._queue_max = settings.send_queue_max
+        self._wake = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self._joins = TokenBucket(settings.joins_per_second, settings.joins_per_second, node.clock)
+        self.log = _ConnectionLog(log, {"conn": self.id[:8], "user": principal.user_id})
+
+    # -- output --------------------------------------------------------------------------------
+
+    def send(self, frame: OutFrame) -> None:
+        """Queue a frame without blocking; overflow closes the connection as a slow consumer."""
+        if self._close is not None:
+            return
+        if len(self._queue) >= self._queue_max:
+            self.log.warning("slow consumer: %d frames queued, closing", len(self._queue))
+            self._queue.clear()
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            return
+        self._queue.append(frame)
+        self._wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the frames already queued have been written."""
+        if self._close is None:
+            self._close = (code, reason)
+            self._wake.set()
+
+    @property
+    def closing(self) -> bool:
+        return self._close is not None
+
+    async def write_loop(self, transport: Transport) -> None:
+        """Drain the queue into the transport until the connection is closed."""
+        queue, wake = self._queue, self._wake
+        while True:
+            await wake.wait()
+            wake.clear()
+            while queue:
+                await transport.send(queue.popleft())
+            if self._close is not None:
+                await transport.close(*self._close)
+                return
+
+    # -- input ---------------------------------------------------------------------------------
+
+    async def receive_text(self, data: str | bytes) -> None:
+        self.last_seen = self.node.clock()
+        await self.handle(self.session.receive_text(data))
+
+    async def receive_bytes(self, data: bytes) -> None:
+        self.last_seen = self.node.clock()
+        await self.handle(self.session.receive_bytes(data))
+
+    async def handle(self, request: Request) -> None:
+        """Act on one request; a refused request is answered on its own channel only."""
+        try:
+            match request:
+                case HeartbeatRequest(ref=ref):
+                    self.send(self.session.reply("phoenix", ref, None, "ok", {}))
+                case JoinRequest():
+                    await self._join(request)
+                case LeaveRequest():
+                    self._leave(request)
+                case BroadcastRequest():
+                    await self._broadcast(request)
+                case PresenceRequest():
+                    await self._presence(request)
+                case AccessTokenRequest():
+                    await self._refresh_token(request)
+                case BadRequest():
+                    self._refuse(request.topic, request.ref, request.join_ref, request.reason)
+        except ChannelError as exc:
+            topic = getattr(request, "topic", "phoenix")
+            self._refuse(
+                topic, getattr(request, "ref", None), getattr(request, "join_ref", None), exc.reason
+            )
+
+    def _refuse(self, topic: str, ref: str | None, join_ref: str | None, reason: str) -> None:
+        self.log.warning("refused on %s: %s", topic, reason)
+        self.send(self.session.error_reply(topic, ref, join_ref, reason))
+
+    # -- channels ------------------------------------------------------------------------------
+
+    async def _join(self, request: JoinRequest) -> None:
+        node, topic, channel = self.node, request.topic, request.subtopic
+        if not self._joins.try_take():
+            reason = f"{ErrorCode.CLIENT_JOIN_RATE_LIMIT}: Too many joins per second"
+            self._refuse(topic, request.ref, request.join_ref, reason)
+            self.close(CloseCode.JOIN_RATE_LIMITED, "too many joins per second")
+            return
+        if request.replaces_join_ref is not None or topic in self.memberships:
+            # Phoenix closes the old channel of the topic before joining it again.
+            self._shutdown(topic, None)
+        principal = self._channel_principal(request.access_token)
+        limit = node.channel_limit(principal)
+        if len(self.memberships) >= limit.maximum:
+            raise ChannelError(
+                ErrorCode.CHANNEL_RATE_LIMIT,
+                f"Too many channels. Maximum {limit.maximum} channels allowed {limit.scope}",
+            )
+        if node.user_channel_count(principal.user_id) >= node.settings.max_channels_per_user:
+            raise ChannelError(
+                ErrorCode.CHANNEL_RATE_LIMIT,
+                f"Too many channels. Maximum {node.settings.max_channels_per_user} channels "
+                "allowed per user",
+            )
+        config = request.config
+        await node.require(principal, channel, Action.SUBSCRIBE, config.private, "read from")
+        if config.postgres_changes:
+            raise ChannelError(
+                ErrorCode.POSTGRES_CHANGES_UNAVAILABLE,
+                "Postgres Changes need a database; this server runs without WEDSYNC_DATABASE_URL",
+            )
+        if config.broadcast.replay is not None:
+            raise ChannelError(
+                ErrorCode.INVALID_JOIN_PAYLOAD, "Broadcast replay is not available on this server"
+            )
+        presence_read = (
+            config.presence.enabled
+            and (
+                await node.policy.authorize(
+                    principal, channel, Action.PRESENCE_READ, private=config.private
+                )
+            ).allowed
+        )
+        membership = Membership(
+            topic=topic,
+            join_ref=request.join_ref,
+            config=config,
+            principal=principal,
+            presence_key=config.presence.key or str(uuid.uuid1()),
+        )
+        self.memberships[topic] = membership
+        self.session.joined(topic, request.join_ref)
+        node.subscribe(self, topic, presence=presence_read)
+        self._schedule_expiry(membership)
+        self.send(
+            self.session.reply(topic, request.ref, request.join_ref, "ok", {"postgres_changes": []})
+        )
+        if presence_read:
+            self.send(self.session.push(topic, "presence_state", node.presence.state(topic)))
+        self.log.info("joined %s", channel)
+
+    def _channel_principal(self, token: str | None) -> Principal:
+        """The identity a channel acts as: its join token, or the connection's.
+
+        New-style API keys (`sb_...`) fall back to the connection's token, as in Supabase.
+        """
+        if token is None or token.startswith("sb_") or token == self.principal.token:
+            return self.principal
+        try:
+            return self.node.verifier.verify(token)
+        except AuthError as exc:
+            raise ChannelError(exc.code, exc.message) from None
+
+    def _leave(self, request: LeaveRequest) -> None:
+        # Phoenix: reply ok to the leave, then phx_close (ref = join_ref).
+        self.send(self.session.reply(request.topic, request.ref, request.join_ref, "ok", {}))
+        self._shutdown(request.topic, None)
+
+    def _shutdown(self, topic: str, system_error: str | None) -> None:
+        """Close one channel: optional `system` error, then `phx_close`, then clean up."""
+        membership = self.memberships.pop(topic, None)
+        if membership is None:
+            return
+        if system_error is not None:
+            self.send(self.session.system(topic, "error", system_error))
+        self.send(self.session.close_push(topic, membership.join_ref))
+        self.session.closed(topic)
+        if membership.expiry is not None:
+            membership.expiry.cancel()
+        self.node.unsubscribe(self, topic)
+
+    def shutdown_all(self, system_error: str) -> None:
+        """Close every channel with a `system` error (server shutdown)."""
+        for topic in list(self.memberships):
+            self._shutdown(topic, system_error)
+
+    def detach(self) -> None:
+        """The socket is gone: leave every channel without writing anything."""
+        for topic, membership in list(self.memberships.items()):
+            if membership.expiry is not None:
+                membership.expiry.cancel()
+            self.node.unsubscribe(self, topic)
+        self.memberships.clear()
+        self._close = self._close or (CloseCode.NORMAL, "")
+        self._queue.clear()
+        self._wake.set()
+
+    # -- broadcast and presence ----------------------------------------------------------------
+
+    async def _broadcast(self, request: BroadcastRequest) -> None:
+        membership = self.memberships[request.topic]
+        ack = membership.config.broadcast.ack
+        node = self.node
+        node.check_payload_size(request.size)
+        if membership.may_broadcast is None:
+            decision = await node.policy.authorize(
+                membership.principal,
+                membership.channel,
+                Action.BROADCAST,
+                private=membership.config.private,
+            )
+            membership.may_broadcast = decision.allowed
+        if not membership.may_broadcast:
+            raise ChannelError(
+                ErrorCode.UNAUTHORIZED,
+                f"You do not have permissions to write to this Channel topic: {membership.channel}",
+            )
+        limit = node.message_limit(membership.principal)
+        if not node.message_rate.try_take((membership.principal.user_id, request.topic), limit):
+            reason = (
+                f"{ErrorCode.MESSAGE_RATE_LIMIT}: Too many messages. Maximum {limit} messages "
+                f"per minute allowed on a channel for {membership.principal.tier} tier"
+            )
+            if ack:
+                self._refuse(request.topic, request.ref, request.join_ref, reason)
+            else:
+                self.log.warning("dropped broadcast on %s: %s", request.topic, reason)
+            return
+        payload = request.payload
+        if request.raw is not None and request.encoding is PayloadEncoding.JSON:
+            payload = _json_object(request.raw)
+        message = OutboundBroadcast(
+            topic=request.topic,
+            event=request.event,
+            payload=payload,
+            raw=request.raw,
+            encoding=request.encoding,
+            meta=request.meta or None,
+        )
+        exclude = None if membership.config.broadcast.self_ else self.id
+        await node.publish(message, exclude=exclude)
+        if ack:
+            self.send(self.session.reply(request.topic, request.ref, request.join_ref, "ok", {}))
+
+    async def _presence(self, request: PresenceRequest) -> None:
+        membership = self.memberships[request.topic]
+        node = self.node
+        node.check_payload_size(request.size)
+        if membership.may_track is None:
+            decision = await node.policy.authorize(
+                membership.principal,
+                membership.channel,
+                Action.PRESENCE_WRITE,
+                private=membership.config.private,
+            )
+            membership.may_track = decision.allowed
+        if not membership.may_track:
+            raise ChannelError(
+                ErrorCode.UNAUTHORIZED,
+                f"You do not have permissions to track presence on this Channel topic: "
+                f"{membership.channel}",
+            )
+        if request.action is PresenceAction.TRACK:
+            diff = node.presence.track(
+                request.topic, self.id, membership.presence_key, request.payload
+            )
+        else:
+            diff = node.presence.untrack(request.topic, self.id)
+        if diff is not None:
+            await node.publish_presence(request.topic, diff)
+        self.send(self.session.reply(request.topic, request.ref, request.join_ref, "ok", {}))
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    async def _refresh_token(self, request: AccessTokenRequest) -> None:
+        """`access_token`: never answered; re-verify and re-authorize (realtime_channel.ex)."""
+        membership = self.memberships.get(request.topic)
+        token = request.token
+        if membership is None or token is None or token.startswith("sb_"):
+            return
+        if token == membership.principal.token:
+            return
+        try:
+            principal = self.node.verifier.verify(token)
+        except AuthError as exc:
+            self._shutdown(request.topic, exc.message)
+            return
+        decision = await self.node.policy.authorize(
+            principal, membership.channel, Action.SUBSCRIBE, private=membership.config.private
+        )
+        if not decision.allowed:
+            self._shutdown(
+                request.topic,
+                "You no longer have permission to read from this Channel topic: "
+                f"{membership.channel}",
+            )
+            return
+        membership.principal = principal
+        membership.may_broadcast = membership.may_track = None
+        self._schedule_expiry(membership)
+
+    def _schedule_expiry(self, membership: Membership) -> None:
+        if membership.expiry is not None:
+            membership.expiry.cancel()
+        delay = membership.principal.expires_at - self.node.wall_clock()
+        loop = asyncio.get_running_loop()
+        membership.expiry = loop.call_later(max(delay, 0), self._expire, membership)
+
+    def _expire(self, membership: Membership) -> None:
+        if self.memberships.get(membership.topic) is not membership:
+            return
+        try:
+            self.node.verifier.verify(membership.principal.token)
+        except AuthError as exc:
+            self.log.info("token expired on %s", membership.channel)
+            self._shutdown(membership.topic, exc.message)
+        else:  # the clock fired early: check again later
+            self._schedule_expiry(membership)
+
+
+class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every line with the connection and user it is about."""
+
+    def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
+        extra = self.extra or {}
+        return f"[conn={extra.get('conn')} user={extra.get('user')}] {msg}", kwargs
+
+
+def _json_object(raw: bytes) -> dict[str, object]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ChannelError(ErrorCode.INVALID_MESSAGE, "broadcast payload is not JSON") from None
+    if not isinstance(value, dict):
+        raise ChannelError(ErrorCode.INVALID_MESSAGE, "broadcast `payload` must be an object")
+    return value

@@ -1,0 +1,80 @@
+"""Local subscribers of each channel on this node, and the fan-out to them.
+
+Fan-out writes one pre-encoded frame per protocol version into each subscriber's bounded queue;
+nothing is serialised per subscriber (DESIGN.md, "What flows through the server").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from wedsync_realtime.protocol.broadcast import OutboundBroadcast
+from wedsync_realtime.protocol.frames import ProtocolVersion
+from wedsync_realtime.protocol.session import OutFrame
+
+if TYPE_CHECKING:
+    from wedsync_realtime.engine.connection import Connection
+
+__all__ = ["Hub", "Subscriber"]
+
+
+@dataclass(slots=True)
+class Subscriber:
+    connection: Connection
+    #: Whether this subscriber gets presence diffs (presence enabled in its join config).
+    presence: bool
+
+
+class Hub:
+    """topic → connection id → subscriber."""
+
+    def __init__(self) -> None:
+        self._topics: dict[str, dict[str, Subscriber]] = {}
+
+    def add(self, topic: str, subscriber: Subscriber) -> bool:
+        """Add a subscriber; True when it is the topic's first one on this node."""
+        subs = self._topics.setdefault(topic, {})
+        first = not subs
+        subs[subscriber.connection.id] = subscriber
+        return first
+
+    def remove(self, topic: str, conn_id: str) -> bool:
+        """Remove a subscriber; True when the topic has none left on this node."""
+        subs = self._topics.get(topic)
+        if subs is None or subs.pop(conn_id, None) is None:
+            return False
+        if not subs:
+            del self._topics[topic]
+            return True
+        return False
+
+    def count(self, topic: str) -> int:
+        return len(self._topics.get(topic, ()))
+
+    def topics(self) -> Iterator[tuple[str, int]]:
+        for topic, subs in self._topics.items():
+            yield topic, len(subs)
+
+    def broadcast(self, message: OutboundBroadcast, exclude: str | None = None) -> int:
+        """Queue `message` for every subscriber of its topic but `exclude`; returns how many."""
+        subs = self._topics.get(message.topic)
+        if not subs:
+            return 0
+        delivered = 0
+        for conn_id, sub in list(subs.items()):
+            if conn_id == exclude:
+                continue
+            # Cached per version inside the message: encoded at most once per version.
+            frame = message.frame_for(sub.connection.version)
+            if frame is not None:
+                sub.connection.send(frame)
+                delivered += 1
+        return delivered
+
+    def push_presence(self, topic: str, frames: Mapping[ProtocolVersion, OutFrame]) -> None:
+        """Queue a presence diff for the topic's presence-enabled subscribers."""
+        for sub in list(self._topics.get(topic, {}).values()):
+            if sub.presence:
+                sub.connection.send(frames[sub.connection.version])

@@ -1,0 +1,283 @@
+"""The node: connections, channels, fan-out (local first, then other nodes), presence and limits.
+
+    async with Node(settings, verifier=..., policy=..., broker=...) as node:
+        connection = node.connect(principal, version)
+        ...
+
+A node owns no sockets: transports create connections through it and feed them frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from wedsync_realtime.auth.jwt import Principal, TokenVerifier
+from wedsync_realtime.auth.policy import Action, ChannelPolicy
+from wedsync_realtime.backends.base import Broker, BrokerMessage
+from wedsync_realtime.engine.connection import Connection
+from wedsync_realtime.engine.hub import Hub, Subscriber
+from wedsync_realtime.engine.limits import KeyedRateLimiter
+from wedsync_realtime.engine.presence import PresenceDiff, PresenceRegistry
+from wedsync_realtime.errors import ChannelError, CloseCode, ConnectionRefused, ErrorCode
+from wedsync_realtime.protocol.broadcast import OutboundBroadcast
+from wedsync_realtime.protocol.frames import (
+    Message,
+    PayloadEncoding,
+    ProtocolVersion,
+    encode_message,
+)
+from wedsync_realtime.protocol.session import CHANNEL_PREFIX
+from wedsync_realtime.settings import Settings
+
+__all__ = ["ChannelLimit", "Node"]
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("wedsync_realtime.audit")
+
+SHUTDOWN_MESSAGE = "Server is shutting down"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelLimit:
+    maximum: int
+    #: How the limit is described in the error, e.g. "for free tier".
+    scope: str
+
+
+class Node:
+    """One server process's engine."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        verifier: TokenVerifier,
+        policy: ChannelPolicy,
+        broker: Broker,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.settings = settings
+        self.verifier = verifier
+        self.policy = policy
+        self.broker = broker
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.hub = Hub()
+        self.presence = PresenceRegistry(self.id)
+        self.message_rate = KeyedRateLimiter(clock)
+        self.connections: dict[str, Connection] = {}
+        self._per_user: Counter[str] = Counter()
+        self._user_channels: Counter[str] = Counter()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        #: Set whenever the last connection leaves (drain waits on it).
+        self._all_gone = asyncio.Event()
+        self.accepting = False
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        await self.broker.start(self)
+        self._sweeper = asyncio.create_task(self._sweep(), name="node-sweeper")
+        self.accepting = True
+
+    async def drain(self) -> None:
+        """Graceful shutdown: every channel gets a `system` error and `phx_close`, every socket
+        a close frame (1001, "going away"); waits up to `shutdown_grace_s` for them to go out."""
+        self.accepting = False
+        for conn in list(self.connections.values()):
+            conn.shutdown_all(SHUTDOWN_MESSAGE)
+            conn.close(CloseCode.GOING_AWAY, "server shutting down")
+        if self.connections:
+            self._all_gone.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.shutdown_grace_s):
+                    await self._all_gone.wait()
+
+    async def close(self) -> None:
+        self.accepting = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        await self.broker.close()
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def connect(self, principal: Principal, version: ProtocolVersion, peer: str = "") -> Connection:
+        """Admit a new connection.
+
+        Raises:
+            ConnectionRefused: the server is shutting down, or the user has too many connections.
+        """
+        if not self.accepting:
+            raise ConnectionRefused(ErrorCode.UNKNOWN, "Server is shutting down", 503)
+        if self._per_user[principal.user_id] >= self.settings.max_connections_per_user:
+            raise ConnectionRefused(
+                ErrorCode.CONNECTION_RATE_LIMIT, "Too many connected users", 429
+            )
+        conn = Connection(self, principal, version, peer)
+        self.connections[conn.id] = conn
+        self._per_user[principal.user_id] += 1
+        conn.log.info("connected from %s (vsn %s)", peer, version)
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """Forget a connection whose socket is gone; its presences leave."""
+        if self.connections.pop(conn.id, None) is None:
+            return
+        conn.detach()
+        self._per_user[conn.principal.user_id] -= 1
+        if self._per_user[conn.principal.user_id] <= 0:
+            del self._per_user[conn.principal.user_id]
+        if not self.connections:
+            self._all_gone.set()
+        conn.log.info("disconnected")
+
+    def user_channel_count(self, user_id: str) -> int:
+        return self._user_channels[user_id]
+
+    def channel_limit(self, principal: Principal) -> ChannelLimit:
+        if principal.is_service:
+            return ChannelLimit(self.settings.service_role_max_channels, "for the service role")
+        tier = principal.tier
+        limits = self.settings.tier_limits(tier)
+        return ChannelLimit(limits.max_channels, f"for {tier} tier")
+
+    def message_limit(self, principal: Principal) -> int:
+        return self.settings.tier_limits(principal.tier).messages_per_minute
+
+    def check_payload_size(self, size: int) -> None:
+        limit = self.settings.max_payload_bytes
+        if size > limit:
+            raise ChannelError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"Payload of {size} bytes exceeds the limit of {limit} bytes",
+            )
+
+    async def require(
+        self, principal: Principal, channel: str, action: Action, private: bool, verb: str
+    ) -> None:
+        """Authorize or raise `Unauthorized`; every denial goes to the audit log."""
+        decision = await self.policy.authorize(principal, channel, action, private=private)
+        if not decision.allowed:
+            audit.warning(
+                "denied %s on %s to user %s (%s): %s",
+                action,
+                channel,
+                principal.user_id,
+                principal.role,
+                decision.reason,
+            )
+            raise ChannelError(
+                ErrorCode.UNAUTHORIZED,
+                f"You do not have permissions to {verb} this Channel topic: {channel}",
+            )
+
+    # -- channels ------------------------------------------------------------------------------
+
+    def subscribe(self, conn: Connection, topic: str, *, presence: bool) -> None:
+        if self.hub.add(topic, Subscriber(conn, presence)):
+            self._background(self.broker.subscribe(topic))
+        self._user_channels[conn.principal.user_id] += 1
+
+    def unsubscribe(self, conn: Connection, topic: str) -> None:
+        if self.hub.remove(topic, conn.id):
+            self._background(self.broker.unsubscribe(topic))
+        user = conn.principal.user_id
+        self._user_channels[user] -= 1
+        if self._user_channels[user] <= 0:
+            del self._user_channels[user]
+        diff = self.presence.untrack(topic, conn.id)
+        if diff is not None:
+            self._background(self.publish_presence(topic, diff))
+
+    async def publish(self, message: OutboundBroadcast, exclude: str | None = None) -> int:
+        """Fan out locally, then to other nodes. Returns the number of local deliveries."""
+        delivered = self.hub.broadcast(message, exclude)
+        body: dict[str, Any] = {
+            "kind": "broadcast",
+            "event": message.event,
+            "payload": message.payload,
+            "raw": message.raw,
+            "encoding": int(message.encoding),
+            "meta": message.meta,
+        }
+        await self.broker.publish(BrokerMessage(message.topic, self.id, body))
+        return delivered
+
+    async def publish_presence(self, topic: str, diff: PresenceDiff) -> None:
+        self._push_presence(topic, diff.payload())
+        body = {"kind": "presence_diff", "diff": diff.payload()}
+        await self.broker.publish(BrokerMessage(topic, self.id, body))
+
+    def _push_presence(self, topic: str, payload: dict[str, Any]) -> None:
+        frames = {
+            version: encode_message(version, Message(topic, "presence_diff", payload))
+            for version in ProtocolVersion
+        }
+        self.hub.push_presence(topic, frames)
+
+    async def handle_message(self, message: BrokerMessage) -> None:
+        """A message from another node: deliver it to the local subscribers."""
+        if message.origin == self.id:
+            return
+        body = message.body
+        if body.get("kind") == "broadcast":
+            self.hub.broadcast(
+                OutboundBroadcast(
+                    topic=message.channel,
+                    event=body["event"],
+                    payload=body["payload"],
+                    raw=body["raw"],
+                    encoding=PayloadEncoding(body["encoding"]),
+                    meta=body["meta"],
+                )
+            )
+        elif body.get("kind") == "presence_diff":
+            self._push_presence(message.channel, body["diff"])
+
+    def channel_stats(self) -> list[tuple[str, int]]:
+        """(channel name, local subscriber count) of every channel with subscribers."""
+        return [(topic.removeprefix(CHANNEL_PREFIX), n) for topic, n in self.hub.topics()]
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sweep(self) -> None:
+        """Close idle sockets and forget refilled rate-limit buckets, every few seconds."""
+        idle = self.settings.idle_timeout_s
+        period = min(5.0, idle / 4)
+        while True:
+            await asyncio.sleep(period)
+            cutoff = self.clock() - idle
+            for conn in list(self.connections.values()):
+                if conn.last_seen < cutoff and not conn.closing:
+                    conn.log.info("idle for %.0f s, closing", idle)
+                    conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
+            self.message_rate.prune()

@@ -1,0 +1,191 @@
+"""Typed settings, read once from `WEDSYNC_*` environment variables.
+
+Every default is documented where it is declared. A bad value raises `SettingsError` naming the
+variable, so a misconfigured server fails at start-up instead of later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["DEV_JWT_SECRET", "Settings", "SettingsError", "TierLimits"]
+
+PREFIX = "WEDSYNC_"
+
+#: Used only in embedded mode when `WEDSYNC_JWT_SECRET` is unset, with a loud warning.
+DEV_JWT_SECRET = "wedsync-development-secret-do-not-use-in-production"
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class SettingsError(ValueError):
+    """A setting with a bad value; the message names the environment variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class TierLimits:
+    """Limits of one subscription tier (the `tier` claim inside `app_metadata`)."""
+
+    #: Channels one connection may have joined at once.
+    max_channels: int
+    #: Broadcasts one user may send per minute on one channel.
+    messages_per_minute: int
+
+
+def _default_tiers() -> dict[str, TierLimits]:
+    # SPEC.md "Channels": free tier 3 channels and 10 messages/min; paid tiers 10 and 100.
+    paid = TierLimits(max_channels=10, messages_per_minute=100)
+    return {
+        "free": TierLimits(max_channels=3, messages_per_minute=10),
+        "paid": paid,
+        "starter": paid,
+        "professional": paid,
+        "scale": paid,
+        "enterprise": paid,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server reads from its environment."""
+
+    #: Interface and port `serve` binds (the CLI's --host/--port win).
+    host: str = "127.0.0.1"
+    port: int = 4000
+    #: HS256 secret for JWTs. Unset in embedded mode: DEV_JWT_SECRET, with a warning.
+    jwt_secret: str = DEV_JWT_SECRET
+    #: True when `jwt_secret` is the development default.
+    jwt_secret_is_default: bool = True
+    #: Where the embedded default keeps its SQLite database.
+    data_dir: Path = Path("var")
+    #: PostgreSQL URL for production mode; None means the embedded default.
+    database_url: str | None = None
+    #: Seconds without any frame (heartbeats included) before a socket is closed (Phoenix: 60 s).
+    idle_timeout_s: float = 60.0
+    #: Largest WebSocket frame accepted; a bigger one closes the socket with 1009.
+    max_frame_bytes: int = 1_048_576
+    #: Largest broadcast or presence payload (SPEC.md: 64 KB); bigger ones are refused.
+    max_payload_bytes: int = 65_536
+    #: Frames queued for one connection before it counts as a slow consumer and is closed.
+    send_queue_max: int = 1_024
+    #: Joins one connection may make per second; more closes the socket (Supabase does too).
+    joins_per_second: int = 10
+    #: Connections one user (JWT `sub`) may hold at once.
+    max_connections_per_user: int = 10
+    #: Channels one user may have joined across all their connections (SPEC.md: 50).
+    max_channels_per_user: int = 50
+    #: Channels per connection for the `service_role`.
+    service_role_max_channels: int = 50
+    #: Tier name → limits; unknown tiers get the `free` limits.
+    tiers: Mapping[str, TierLimits] = field(default_factory=_default_tiers)
+    #: Seconds a closing server waits for clients to receive their `phx_close` frames.
+    shutdown_grace_s: float = 2.0
+    #: Python logging level name.
+    log_level: str = "INFO"
+
+    def tier_limits(self, tier: str) -> TierLimits:
+        return self.tiers.get(tier) or self.tiers["free"]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read settings from `env` (usually `os.environ`).
+
+        Raises:
+            SettingsError: a variable with a value that does not parse.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "jwt_secret_is_default":
+                continue
+            key = PREFIX + f.name.upper()
+            raw = env.get(key)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(key, raw, _PARSERS[f.name])
+        if "jwt_secret" in values:
+            values["jwt_secret_is_default"] = False
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check relations between values.
+
+        Raises:
+            SettingsError: naming the offending variable.
+        """
+        for name in (
+            "port",
+            "max_frame_bytes",
+            "max_payload_bytes",
+            "send_queue_max",
+            "joins_per_second",
+            "max_connections_per_user",
+            "max_channels_per_user",
+            "service_role_max_channels",
+        ):
+            value = getattr(self, name)
+            if value <= 0 and not (name == "port" and value == 0):
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive, got {value}")
+        if self.idle_timeout_s <= 0:
+            raise SettingsError(f"{PREFIX}IDLE_TIMEOUT_S must be positive")
+        if "free" not in self.tiers:
+            raise SettingsError(f"{PREFIX}TIERS must define the `free` tier")
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise SettingsError(f"{PREFIX}LOG_LEVEL is not a logging level: {self.log_level!r}")
+        if self.jwt_secret_is_default and self.database_url is not None:
+            raise SettingsError(
+                f"{PREFIX}JWT_SECRET must be set outside embedded mode "
+                f"({PREFIX}DATABASE_URL is set)"
+            )
+
+
+def _parse(key: str, raw: str, parser: Callable[[str], T]) -> T:
+    try:
+        return parser(raw)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise SettingsError(f"{key}: invalid value {raw!r}: {exc}") from None
+
+
+def _parse_tiers(raw: str) -> dict[str, TierLimits]:
+    """`{"free": {"max_channels": 3, "messages_per_minute": 10}, ...}`, merged over defaults."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object of tier name → limits")
+    tiers = _default_tiers()
+    for name, limits in data.items():
+        if not isinstance(limits, dict):
+            raise ValueError(f"tier {name!r}: expected an object")
+        tiers[name] = TierLimits(
+            max_channels=int(limits["max_channels"]),
+            messages_per_minute=int(limits["messages_per_minute"]),
+        )
+    return tiers
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "host": str,
+    "port": int,
+    "jwt_secret": str,
+    "data_dir": Path,
+    "database_url": str,
+    "idle_timeout_s": float,
+    "max_frame_bytes": int,
+    "max_payload_bytes": int,
+    "send_queue_max": int,
+    "joins_per_second": int,
+    "max_connections_per_user": int,
+    "max_channels_per_user": int,
+    "service_role_max_channels": int,
+    "tiers": _parse_tiers,
+    "shutdown_grace_s": float,
+    "log_level": str,
+}

@@ -1,0 +1,1 @@
+"""Socket adapters: bytes in, bytes out, close codes. The engine never sees a socket."""
