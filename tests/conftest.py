@@ -57,8 +57,16 @@ class RunningServer:
         body = {"sub": sub, "role": role, "iat": int(now), "exp": now + ttl, **claims}
         return TokenVerifier(self.settings.jwt_secret).sign(body)
 
+    clients: list[PhoenixClient] = dataclasses.field(default_factory=list)
+
+    async def connect(self, token: str | None, vsn: str = "1.0.0", **kwargs: Any) -> PhoenixClient:
+        """A raw protocol client, closed when the server fixture stops."""
+        client = await PhoenixClient.connect(self.ws_url, token, vsn, **kwargs)
+        self.clients.append(client)
+        return client
+
     async def client(self, sub: str = "user-1", vsn: str = "1.0.0", **claims: Any) -> PhoenixClient:
-        return await PhoenixClient.connect(self.ws_url, self.token(sub, **claims), vsn)
+        return await self.connect(self.token(sub, **claims), vsn)
 
 
 async def start_server(settings: Settings) -> tuple[RunningServer, asyncio.Task[None]]:
@@ -78,6 +86,8 @@ async def start_server(settings: Settings) -> tuple[RunningServer, asyncio.Task[
 
 
 async def stop_server(running: RunningServer, task: asyncio.Task[None]) -> None:
+    for client in running.clients:
+        await client.close()
     running.server.should_exit = True
     await asyncio.wait_for(task, 10 * TIME_FACTOR)
 

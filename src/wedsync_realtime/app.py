@@ -11,17 +11,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from wedsync_realtime.api import broadcast
 from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.auth.policy import NameRulesPolicy
 from wedsync_realtime.backends.memory import MemoryBroker
 from wedsync_realtime.engine.node import Node
+from wedsync_realtime.logs import install_log_filters
 from wedsync_realtime.settings import Settings
 from wedsync_realtime.transport.asgi import WebSocketEndpoint
 
-__all__ = ["build_app", "build_node"]
+__all__ = ["RealtimeApp", "build_app", "build_node"]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ def build_node(settings: Settings) -> Node:
     )
 
 
-def build_app(settings: Settings, node: Node | None = None) -> FastAPI:
+def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
     """The ASGI application. The node starts and stops with the application's lifespan."""
+    install_log_filters()
     node = node if node is not None else build_node(settings)
 
     @asynccontextmanager
@@ -54,9 +56,6 @@ def build_app(settings: Settings, node: Node | None = None) -> FastAPI:
 
     app = FastAPI(title="WedSync Realtime", version="0.1.0", lifespan=lifespan)
     app.state.node = node
-    endpoint = WebSocketEndpoint(node)
-    for path in SOCKET_PATHS:
-        app.router.routes.append(WebSocketRoute(path, endpoint))
     app.include_router(broadcast.router)
 
     @app.get("/healthz", tags=["operations"])
@@ -72,4 +71,24 @@ def build_app(settings: Settings, node: Node | None = None) -> FastAPI:
         body = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
-    return app
+    return RealtimeApp(app, node)
+
+
+class RealtimeApp:
+    """The outermost ASGI app: WebSocket upgrades on the socket paths go straight to the
+    endpoint, everything else to the FastAPI app.
+
+    Mounting the socket outside FastAPI keeps Starlette's middleware from wrapping `send` for
+    every frame of the fan-out, and leaves the endpoint holding the server's own `send`.
+    """
+
+    def __init__(self, api: FastAPI, node: Node) -> None:
+        self.api = api
+        self.node = node
+        self._socket = WebSocketEndpoint(node)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] in SOCKET_PATHS:
+            await self._socket(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)

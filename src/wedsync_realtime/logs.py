@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["RedactTokens", "configure_logging"]
+__all__ = ["RedactTokens", "configure_logging", "install_log_filters"]
 
 _TOKEN_PARAM = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
 # uvicorn's sans-I/O WebSocket protocol logs this after every denial response we send before the
@@ -31,8 +31,15 @@ class RedactTokens(logging.Filter):
 
 
 def configure_logging(level: str) -> None:
+    """Process-wide logging for `serve`."""
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+
+
+def install_log_filters() -> None:
+    """Keep tokens out of uvicorn's log lines (idempotent)."""
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addFilter(RedactTokens())
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())

@@ -5,14 +5,14 @@ from __future__ import annotations
 import socket
 
 import uvicorn
-from fastapi import FastAPI
 
+from wedsync_realtime.app import RealtimeApp
 from wedsync_realtime.engine.node import Node
 
 __all__ = ["Server", "uvicorn_config"]
 
 
-def uvicorn_config(app: FastAPI, host: str, port: int, max_frame_bytes: int) -> uvicorn.Config:
+def uvicorn_config(app: RealtimeApp, host: str, port: int, max_frame_bytes: int) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,

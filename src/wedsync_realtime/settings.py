@@ -164,6 +164,9 @@ def _parse_tiers(raw: str) -> dict[str, TierLimits]:
     for name, limits in data.items():
         if not isinstance(limits, dict):
             raise ValueError(f"tier {name!r}: expected an object")
+        missing = [k for k in ("max_channels", "messages_per_minute") if k not in limits]
+        if missing:
+            raise ValueError(f"tier {name!r}: missing {', '.join(missing)}")
         tiers[name] = TierLimits(
             max_channels=int(limits["max_channels"]),
             messages_per_minute=int(limits["messages_per_minute"]),

@@ -88,8 +88,10 @@ class TokenVerifier:
         sub = claims.get("sub")
         # A token without `sub` (an anon or service key) is a caller without a user id.
         user_id = str(sub) if sub is not None else f"{role}:anonymous"
+        # Supabase rounds decimal `exp`; expiry timers must use the same rounded instant, or
+        # they wake while the token is still valid.
         return Principal(
-            user_id=user_id, role=role, claims=claims, expires_at=float(exp), token=token
+            user_id=user_id, role=role, claims=claims, expires_at=float(round(exp)), token=token
         )
 
     def sign(self, claims: Mapping[str, Any]) -> str:

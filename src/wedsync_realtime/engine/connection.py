@@ -48,9 +48,18 @@ log = logging.getLogger(__name__)
 class Transport(Protocol):
     """The socket side of a connection (see `transport/`)."""
 
-    async def send(self, frame: OutFrame) -> None: ...
+    async def send(self, frame: OutFrame) -> None:
+        """Write one frame; waits while the socket's write buffer is full (flow control)."""
+        ...
 
-    async def close(self, code: int, reason: str) -> None: ...
+    async def close(self, code: int, reason: str) -> None:
+        """Send a close frame with `code` and close."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a close handshake: for a peer that reads
+        nothing, where a close frame would wait behind everything it has not read."""
+        ...
 
 
 @dataclass(slots=True)
@@ -91,6 +100,7 @@ class Connection:
         self._queue_max = settings.send_queue_max
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
+        self._transport: Transport | None = None
         self._joins = TokenBucket(settings.joins_per_second, settings.joins_per_second, node.clock)
         self.log = _ConnectionLog(log, {"conn": self.id[:8], "user": principal.user_id})
 
@@ -101,12 +111,22 @@ class Connection:
         if self._close is not None:
             return
         if len(self._queue) >= self._queue_max:
-            self.log.warning("slow consumer: %d frames queued, closing", len(self._queue))
-            self._queue.clear()
-            self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            self._slow_consumer()
             return
         self._queue.append(frame)
         self._wake.set()
+
+    def _slow_consumer(self) -> None:
+        """The queue is full, so the socket's write buffer is full too (the writer waits on flow
+        control): the client reads nothing. Drop it rather than buffer without bound; a client
+        that is merely behind reconnects and, with recovery, catches up from history."""
+        self.log.warning(
+            "slow consumer: %d frames queued, dropping the connection", len(self._queue)
+        )
+        self._queue.clear()
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+        if self._transport is not None:
+            self._transport.abort()
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued have been written."""
@@ -120,6 +140,7 @@ class Connection:
 
     async def write_loop(self, transport: Transport) -> None:
         """Drain the queue into the transport until the connection is closed."""
+        self._transport = transport
         queue, wake = self._queue, self._wake
         while True:
             await wake.wait()
@@ -297,7 +318,8 @@ class Connection:
                 f"You do not have permissions to write to this Channel topic: {membership.channel}",
             )
         limit = node.message_limit(membership.principal)
-        if not node.message_rate.try_take((membership.principal.user_id, request.topic), limit):
+        key = (membership.principal.user_id, request.topic)
+        if limit is not None and not node.message_rate.try_take(key, limit):
             reason = (
                 f"{ErrorCode.MESSAGE_RATE_LIMIT}: Too many messages. Maximum {limit} messages "
                 f"per minute allowed on a channel for {membership.principal.tier} tier"
@@ -316,7 +338,8 @@ class Connection:
             payload=payload,
             raw=request.raw,
             encoding=request.encoding,
-            meta=request.meta or None,
+            # Client-sent metadata is not forwarded (Supabase ignores it too, broadcast_handler.ex):
+            # `meta` is the server's to fill.
         )
         exclude = None if membership.config.broadcast.self_ else self.id
         await node.publish(message, exclude=exclude)

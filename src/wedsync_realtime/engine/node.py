@@ -165,7 +165,11 @@ class Node:
         limits = self.settings.tier_limits(tier)
         return ChannelLimit(limits.max_channels, f"for {tier} tier")
 
-    def message_limit(self, principal: Principal) -> int:
+    def message_limit(self, principal: Principal) -> int | None:
+        """Broadcasts per minute per channel, or None: the service role (our own back end,
+        publishing on behalf of many users) is not rate-limited per channel."""
+        if principal.is_service:
+            return None
         return self.settings.tier_limits(principal.tier).messages_per_minute
 
     def check_payload_size(self, size: int) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from wedsync_realtime.engine.connection import Connection
 from wedsync_realtime.engine.node import Node
@@ -26,9 +26,6 @@ __all__ = ["WebSocketEndpoint"]
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
 
 _POLICY_VIOLATION = 1008
 
@@ -56,6 +53,18 @@ class AsgiTransport:
             # The peer went away between our check and the write; the receive loop ends soon.
             self._closed = True
 
+    def abort(self) -> None:
+        # ASGI has no "abort"; uvicorn's protocol object (the owner of `send`) holds the
+        # asyncio transport. Without it, the blocked write ends when uvicorn's ping times out.
+        self._closed = True
+        protocol = getattr(self._send, "__self__", None)
+        # Duck-typed: uvloop's transports are not asyncio.Transport subclasses.
+        abort = getattr(getattr(protocol, "transport", None), "abort", None)
+        if callable(abort):
+            abort()
+        else:
+            log.warning("cannot abort the connection: the ASGI server exposes no transport")
+
     async def close(self, code: int, reason: str) -> None:
         if self._closed:
             return
@@ -79,7 +88,7 @@ class WebSocketEndpoint:
         try:
             conn = self._admit(scope)
         except _Denied as denied:
-            log.info("refused connection from %s: %s", _peer(scope), denied.error)
+            log.warning("refused connection from %s: %s", _peer(scope), denied.error)
             await _deny(scope, send, denied.status, denied.error)
             return
         await send({"type": "websocket.accept"})
