@@ -8,6 +8,7 @@ import uvicorn
 
 from wedsync_realtime.app import RealtimeApp
 from wedsync_realtime.engine.node import Node
+from wedsync_realtime.transport.uvicorn_ws import FastWebSocketProtocol
 
 __all__ = ["Server", "uvicorn_config"]
 
@@ -17,8 +18,8 @@ def uvicorn_config(app: RealtimeApp, host: str, port: int, max_frame_bytes: int)
         app,
         host=host,
         port=port,
-        # The sans-I/O websockets protocol writes frames straight to the transport.
-        ws="websockets-sansio",
+        # uvicorn's sans-I/O websockets protocol with a direct write for fan-out.
+        ws=FastWebSocketProtocol,
         ws_max_size=max_frame_bytes,
         ws_per_message_deflate=False,
         http="httptools",

@@ -56,6 +56,11 @@ class Transport(Protocol):
         """Send a close frame with `code` and close."""
         ...
 
+    def write_nowait(self, frame: OutFrame, wire: bytes | None) -> bool:
+        """Write at once if the socket's buffer has room; False means "queue it and `send` it
+        later". `wire` is `frame` already framed for the socket, when the caller has it."""
+        ...
+
     def abort(self) -> None:
         """Drop the TCP connection now, without a close handshake: for a peer that reads
         nothing, where a close frame would wait behind everything it has not read."""
@@ -106,14 +111,18 @@ class Connection:
 
     # -- output --------------------------------------------------------------------------------
 
-    def send(self, frame: OutFrame) -> None:
-        """Queue a frame without blocking; overflow closes the connection as a slow consumer."""
+    def send(self, frame: OutFrame, wire: bytes | None = None) -> None:
+        """Write or queue a frame without blocking; overflow closes the connection as a slow
+        consumer. `wire` is the frame already framed for the socket (shared by a fan-out)."""
         if self._close is not None:
             return
-        if len(self._queue) >= self._queue_max:
+        queue = self._queue
+        if not queue and self._transport is not None and self._transport.write_nowait(frame, wire):
+            return
+        if len(queue) >= self._queue_max:
             self._slow_consumer()
             return
-        self._queue.append(frame)
+        queue.append(frame)
         self._wake.set()
 
     def _slow_consumer(self) -> None:

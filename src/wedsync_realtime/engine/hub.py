@@ -63,13 +63,16 @@ class Hub:
         if not subs:
             return 0
         delivered = 0
-        for conn_id, sub in list(subs.items()):
+        # No copy of `subs`: `send` never changes subscriptions synchronously (a dropped slow
+        # consumer is removed later, when its socket reports the loss).
+        for conn_id, sub in subs.items():
             if conn_id == exclude:
                 continue
-            # Cached per version inside the message: encoded at most once per version.
-            frame = message.frame_for(sub.connection.version)
+            conn = sub.connection
+            # Both are cached in the message: encoded and framed at most once per version.
+            frame = message.frame_for(conn.version)
             if frame is not None:
-                sub.connection.send(frame)
+                conn.send(frame, message.wire_for(conn.version))
                 delivered += 1
         return delivered
 

@@ -21,6 +21,7 @@ from wedsync_realtime.protocol.frames import (
     encode_user_broadcast,
 )
 from wedsync_realtime.protocol.session import OutFrame
+from wedsync_realtime.protocol.wsframe import websocket_frame
 
 __all__ = ["OutboundBroadcast"]
 
@@ -37,6 +38,7 @@ class OutboundBroadcast:
     encoding: PayloadEncoding = PayloadEncoding.JSON
     meta: dict[str, Any] | None = None
     _frames: dict[ProtocolVersion, OutFrame | None] = field(default_factory=dict, repr=False)
+    _wire: dict[ProtocolVersion, bytes] = field(default_factory=dict, repr=False)
 
     def json_payload(self) -> dict[str, Any]:
         """The Supabase broadcast payload `{"type","event","payload"[,"meta"]}`."""
@@ -53,6 +55,17 @@ class OutboundBroadcast:
             frame = self._encode(version)
             self._frames[version] = frame
             return frame
+
+    def wire_for(self, version: ProtocolVersion) -> bytes | None:
+        """`frame_for(version)` as a complete WebSocket frame, framed once for all sockets."""
+        try:
+            return self._wire[version]
+        except KeyError:
+            frame = self.frame_for(version)
+            if frame is None:
+                return None
+            wire = self._wire[version] = websocket_frame(frame)
+            return wire
 
     def _encode(self, version: ProtocolVersion) -> OutFrame | None:
         if version is ProtocolVersion.V2 and self.raw is not None:

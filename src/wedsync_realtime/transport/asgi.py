@@ -21,6 +21,8 @@ from wedsync_realtime.engine.node import Node
 from wedsync_realtime.errors import AuthError, CloseCode, ConnectionRefused
 from wedsync_realtime.protocol.frames import ProtocolVersion
 from wedsync_realtime.protocol.session import OutFrame
+from wedsync_realtime.protocol.wsframe import websocket_frame
+from wedsync_realtime.transport.uvicorn_ws import FastWebSocketProtocol
 
 __all__ = ["WebSocketEndpoint"]
 
@@ -31,13 +33,21 @@ _POLICY_VIOLATION = 1008
 
 
 class AsgiTransport:
-    """Writes frames through an ASGI `send` callable."""
+    """Writes frames through an ASGI `send` callable, and directly to the socket when the server
+    is uvicorn with `FastWebSocketProtocol` (the fan-out fast path)."""
 
-    __slots__ = ("_closed", "_send")
+    __slots__ = ("_closed", "_fast", "_send")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self._closed = False
+        protocol = getattr(send, "__self__", None)
+        self._fast = protocol if isinstance(protocol, FastWebSocketProtocol) else None
+
+    def write_nowait(self, frame: OutFrame, wire: bytes | None) -> bool:
+        if self._fast is None or self._closed:
+            return False
+        return self._fast.write_nowait(wire if wire is not None else websocket_frame(frame))
 
     async def send(self, frame: OutFrame) -> None:
         if self._closed:
@@ -54,15 +64,11 @@ class AsgiTransport:
             self._closed = True
 
     def abort(self) -> None:
-        # ASGI has no "abort"; uvicorn's protocol object (the owner of `send`) holds the
-        # asyncio transport. Without it, the blocked write ends when uvicorn's ping times out.
         self._closed = True
-        protocol = getattr(self._send, "__self__", None)
-        # Duck-typed: uvloop's transports are not asyncio.Transport subclasses.
-        abort = getattr(getattr(protocol, "transport", None), "abort", None)
-        if callable(abort):
-            abort()
+        if self._fast is not None:
+            self._fast.abort()
         else:
+            # Plain ASGI has no abort: the blocked write ends when the server's ping times out.
             log.warning("cannot abort the connection: the ASGI server exposes no transport")
 
     async def close(self, code: int, reason: str) -> None:
