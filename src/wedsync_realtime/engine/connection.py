@@ -172,27 +172,31 @@ class Connection:
 
     async def handle(self, request: Request) -> None:
         """Act on one request; a refused request is answered on its own channel only."""
-        try:
-            match request:
-                case HeartbeatRequest(ref=ref):
-                    self.send(self.session.reply("phoenix", ref, None, "ok", {}))
-                case JoinRequest():
-                    await self._join(request)
-                case LeaveRequest():
-                    self._leave(request)
-                case BroadcastRequest():
-                    await self._broadcast(request)
-                case PresenceRequest():
-                    await self._presence(request)
-                case AccessTokenRequest():
-                    await self._refresh_token(request)
-                case BadRequest():
-                    self._refuse(request.topic, request.ref, request.join_ref, request.reason)
-        except ChannelError as exc:
-            topic = getattr(request, "topic", "phoenix")
-            self._refuse(
-                topic, getattr(request, "ref", None), getattr(request, "join_ref", None), exc.reason
-            )
+        match request:
+            case HeartbeatRequest(ref=ref):
+                self.send(self.session.reply("phoenix", ref, None, "ok", {}))
+            case AccessTokenRequest():
+                await self._refresh_token(request)
+            case BadRequest():
+                self._refuse(request.topic, request.ref, request.join_ref, request.reason)
+            case JoinRequest() | LeaveRequest() | BroadcastRequest() | PresenceRequest():
+                try:
+                    await self._channel_request(request)
+                except ChannelError as exc:
+                    self._refuse(request.topic, request.ref, request.join_ref, exc.reason)
+
+    async def _channel_request(
+        self, request: JoinRequest | LeaveRequest | BroadcastRequest | PresenceRequest
+    ) -> None:
+        match request:
+            case JoinRequest():
+                await self._join(request)
+            case LeaveRequest():
+                self._leave(request)
+            case BroadcastRequest():
+                await self._broadcast(request)
+            case PresenceRequest():
+                await self._presence(request)
 
     def _refuse(self, topic: str, ref: str | None, join_ref: str | None, reason: str) -> None:
         self.log.warning("refused on %s: %s", topic, reason)

@@ -6,7 +6,7 @@ nothing is serialised per subscriber (DESIGN.md, "What flows through the server"
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,10 +53,6 @@ class Hub:
     def count(self, topic: str) -> int:
         return len(self._topics.get(topic, ()))
 
-    def topics(self) -> Iterator[tuple[str, int]]:
-        for topic, subs in self._topics.items():
-            yield topic, len(subs)
-
     def broadcast(self, message: OutboundBroadcast, exclude: str | None = None) -> int:
         """Queue `message` for every subscriber of its topic but `exclude`; returns how many."""
         subs = self._topics.get(message.topic)
@@ -76,8 +72,11 @@ class Hub:
                 delivered += 1
         return delivered
 
-    def push_presence(self, topic: str, frames: Mapping[ProtocolVersion, OutFrame]) -> None:
-        """Queue a presence diff for the topic's presence-enabled subscribers."""
-        for sub in list(self._topics.get(topic, {}).values()):
+    def push_presence(
+        self, topic: str, frames: Mapping[ProtocolVersion, tuple[OutFrame, bytes]]
+    ) -> None:
+        """Queue a presence diff, as (frame, framed bytes) per version, for the topic's
+        presence-enabled subscribers."""
+        for sub in self._topics.get(topic, {}).values():
             if sub.presence:
-                sub.connection.send(frames[sub.connection.version])
+                sub.connection.send(*frames[sub.connection.version])

@@ -35,7 +35,7 @@ from wedsync_realtime.protocol.frames import (
     ProtocolVersion,
     encode_message,
 )
-from wedsync_realtime.protocol.session import CHANNEL_PREFIX
+from wedsync_realtime.protocol.wsframe import websocket_frame
 from wedsync_realtime.settings import Settings
 
 __all__ = ["ChannelLimit", "Node"]
@@ -237,10 +237,10 @@ class Node:
         await self.broker.publish(BrokerMessage(topic, self.id, body))
 
     def _push_presence(self, topic: str, payload: dict[str, Any]) -> None:
-        frames = {
-            version: encode_message(version, Message(topic, "presence_diff", payload))
-            for version in ProtocolVersion
-        }
+        frames = {}
+        for version in ProtocolVersion:
+            frame = encode_message(version, Message(topic, "presence_diff", payload))
+            frames[version] = (frame, websocket_frame(frame))
         self.hub.push_presence(topic, frames)
 
     async def handle_message(self, message: BrokerMessage) -> None:
@@ -261,10 +261,6 @@ class Node:
             )
         elif body.get("kind") == "presence_diff":
             self._push_presence(message.channel, body["diff"])
-
-    def channel_stats(self) -> list[tuple[str, int]]:
-        """(channel name, local subscriber count) of every channel with subscribers."""
-        return [(topic.removeprefix(CHANNEL_PREFIX), n) for topic, n in self.hub.topics()]
 
     # -- housekeeping --------------------------------------------------------------------------
 
