@@ -36,6 +36,12 @@ async def test_both_socket_paths_and_heartbeats(server: RunningServer, path: str
     ]
 
 
+async def test_websocket_pings_are_answered(server: RunningServer) -> None:
+    client = await server.client("u1")
+    pong = await client.ws.ping()
+    assert await asyncio.wait_for(pong, 5) >= 0  # latency in seconds
+
+
 async def test_healthz(server: RunningServer) -> None:
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         response = await http.get("/healthz")
