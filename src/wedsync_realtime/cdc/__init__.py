@@ -1,0 +1,1 @@
+"""Where database changes come from (logical replication); subscription filters; the RLS check."""
