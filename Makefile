@@ -32,6 +32,10 @@ test: $(VENV)/.installed-test $(JS_DIR)/node_modules/.package-lock.json
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+# The headline fan-out figure of BENCHMARKS.md: 5,000 subscribers, 10 msg/s, against the peer.
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.fanout -n 5000 --mode one --rate 10 --duration 20 --target both --repeat 3
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks

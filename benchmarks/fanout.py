@@ -19,13 +19,20 @@ another, and then:
 4. waits for the deliveries in flight, then prints connections, messages expected / received /
    lost, latency percentiles, deliveries per second, server and generator CPU.
 
-Publisher paths (`--publisher`): `ws` is a service_role WebSocket connection (a token with
-`app_metadata.tier = "bench"`, a tier the spawned server gets through `WEDSYNC_TIERS` with a
-1,000,000 messages/min limit) that joins the channels and sends `broadcast` frames; a connection
-may join 50 channels (the service-role limit, also the per-user limit), so rooms mode opens one
-publisher per 50 rooms, each with its own `sub`, and paces its joins under the 10 joins/s limit.
-`rest` is `POST /api/broadcast` with a service_role Bearer token, batching every message due in
-one tick into one request. The peer only has the `ws` path.
+Publisher paths (`--publisher`, default `ws`): `ws` is a service_role WebSocket connection (a
+token with `app_metadata.tier = "bench"`, a tier the spawned server gets through `WEDSYNC_TIERS`
+with a 1,000,000 messages/min limit) that joins the channels and sends `broadcast` frames; a
+connection may join 50 channels (the service-role limit, also the per-user limit), so rooms mode
+opens one publisher per 50 rooms, each with its own `sub`, and paces its joins under the
+10 joins/s limit. `rest` is `POST /api/broadcast` with a service_role Bearer token, batching
+every message due in one tick into one request. The peer only has the `ws` path. Measured
+(BENCHMARKS.md), both paths cost the server the same within noise once batched: the fan-out
+writes dominate.
+
+Run a given commit of the server without touching the work tree:
+`git archive <sha> src | tar -x -C /tmp/ws-<sha>` and
+`--server-cmd "env PYTHONPATH=/tmp/ws-<sha>/src .venv/bin/python -m wedsync_realtime serve
+--host 127.0.0.1 --port {port}"`.
 
 Every subscriber has its own user (`sub`), so the per-user connection and channel limits stay at
 their defaults. Nothing here dials anything but 127.0.0.1.
@@ -287,8 +294,15 @@ class Result:
     generator_us_per_delivery: float = math.nan
     rss0_kb: int = 0
     rss_idle_kb: int = 0
+    rss_idle_samples_kb: list[int] = field(default_factory=list)
     rss_end_kb: int = 0
     kb_per_conn: float = math.nan
+    #: Median over messages of the latency of each message's slowest delivery (a fan-out pass).
+    message_worst_p50_ms: float = math.nan
+    #: (seq, seconds after the first message, slowest delivery ms) of the 10 slowest messages.
+    slowest: list[tuple[int, float, float]] = field(default_factory=list)
+    #: Per second of publishing: the slowest delivery of the messages sent in that second.
+    slowest_by_second_ms: list[float] = field(default_factory=list)
     lost_connections: int = 0
     close_codes: dict[str, int] = field(default_factory=dict)
     other_events: dict[str, int] = field(default_factory=dict)
@@ -498,8 +512,11 @@ async def run_once(target: str, opts: argparse.Namespace, workdir: Path) -> Resu
         result.publishers = len(publishers) or 1
         heartbeat_task = asyncio.create_task(clients.heartbeats())
 
-        await asyncio.sleep(opts.settle)
-        result.rss_idle_kb = rss_kb(server.pid)
+        # RSS once a second while idle; the last sample is RSS_N.
+        for _ in range(max(1, round(opts.settle))):
+            await asyncio.sleep(opts.settle / max(1, round(opts.settle)))
+            result.rss_idle_samples_kb.append(rss_kb(server.pid))
+        result.rss_idle_kb = result.rss_idle_samples_kb[-1]
         if result.connected:
             result.kb_per_conn = (result.rss_idle_kb - result.rss0_kb) / result.connected
 
@@ -598,6 +615,19 @@ async def run_once(target: str, opts: argparse.Namespace, workdir: Path) -> Resu
         if lat:
             result.generator_us_per_delivery = 1e6 * cpu_self / len(lat)
         result.generator_lag_max_ms = 1000.0 * max(lag, default=0.0)
+        # The slowest messages (the last subscriber's latency), with their send offset.
+        sent_at = [seq / total_rate for seq in range(sent)]
+        slowest = sorted(range(sent), key=lambda s: stats.worst[s], reverse=True)[:10]
+        result.slowest = [
+            (seq, round(sent_at[seq], 2), round(stats.worst[seq] / 1e6, 1)) for seq in slowest
+        ]
+        per_second: dict[int, float] = {}
+        for seq in range(sent):
+            second = int(sent_at[seq])
+            per_second[second] = max(per_second.get(second, 0.0), stats.worst[seq] / 1e6)
+        result.slowest_by_second_ms = [round(per_second[k], 1) for k in sorted(per_second)]
+        worst = sorted(stats.worst[:sent])
+        result.message_worst_p50_ms = percentile(worst, 0.5)
         result.lost_connections = stats.lost_connections
         result.close_codes = {str(k): v for k, v in stats.close_codes.items()}
         result.other_events = dict(stats.other_events)
@@ -630,6 +660,8 @@ def describe(r: Result) -> str:
         f"duplicates {r.duplicates}",
         f"latency ms           p50 {r.p50_ms:.1f}  p95 {r.p95_ms:.1f}  p99 {r.p99_ms:.1f}  "
         f"max {r.max_ms:.1f}",
+        f"per message          slowest delivery: median {r.message_worst_p50_ms:.1f} ms; "
+        f"slowest messages (s, ms) {[(t, ms) for _, t, ms in r.slowest[:5]]}",
         f"deliveries/s         offered {r.offered_dps:,.0f}  achieved {r.achieved_dps:,.0f}",
         f"server RSS           0 conns {r.rss0_kb / 1024:.1f} MiB  N idle "
         f"{r.rss_idle_kb / 1024:.1f} MiB  after load {r.rss_end_kb / 1024:.1f} MiB  "
@@ -678,11 +710,20 @@ def median_result(results: list[Result]) -> Result:
 # -- CLI ----------------------------------------------------------------------------------------
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the unset ones."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.fanout",
         description="WebSocket fan-out benchmark for WedSync Realtime (and a websockets peer).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--connections", "-n", type=int, default=1000, help="subscribers")
     p.add_argument("--mode", choices=("one", "rooms"), default="one")

@@ -58,11 +58,14 @@ class Stats:
         "other_events",
         "other_frames",
         "stray",
+        "worst",
     )
 
     def __init__(self, max_messages: int) -> None:
         #: seq -> deliveries received.
         self.counts: list[int] = [0] * max_messages
+        #: seq -> latency of its slowest delivery (ns).
+        self.worst: list[int] = [0] * max_messages
         #: Delivery latency in nanoseconds, one entry per delivery.
         self.latencies: array[int] = array("q")
         #: Broadcast frame bytes -> (seq, send stamp).
@@ -190,7 +193,10 @@ class WsClient(asyncio.Protocol):
                     except IndexError:
                         stats.stray += 1
                         continue
-                    stats.latencies.append(now - sent)
+                    latency = now - sent
+                    stats.latencies.append(latency)
+                    if latency > stats.worst[seq]:
+                        stats.worst[seq] = latency
                     stats.deliveries += 1
                     stats.last_ns = now
                 else:
@@ -251,7 +257,10 @@ class WsClient(asyncio.Protocol):
                 except IndexError:
                     stats.stray += 1
                     return
-                stats.latencies.append(now - sent)
+                latency = now - sent
+                stats.latencies.append(latency)
+                if latency > stats.worst[seq]:
+                    stats.worst[seq] = latency
                 stats.deliveries += 1
                 stats.last_ns = now
                 return
