@@ -65,6 +65,7 @@ class ErrorCode(enum.StrEnum):
     CONNECTION_RATE_LIMIT = "ConnectionRateLimitReached"
     CLIENT_JOIN_RATE_LIMIT = "ClientJoinRateLimitReached"
     MESSAGE_RATE_LIMIT = "MessageRateLimitReached"
+    CLIENT_PRESENCE_RATE_LIMIT = "ClientPresenceRateLimitReached"
     PAYLOAD_TOO_LARGE = "PayloadTooLarge"
     MALFORMED_MESSAGE = "MalformedWebSocketMessage"
     UNKNOWN_EVENT = "UnknownEvent"

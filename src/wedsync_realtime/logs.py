@@ -7,7 +7,10 @@ import re
 
 __all__ = ["RedactTokens", "configure_logging", "install_log_filters"]
 
-_TOKEN_PARAM = re.compile(r"(apikey=)[^&\s\"']+", re.IGNORECASE)
+# Query parameters and headers that carry JWTs (uvicorn logs headers at DEBUG).
+_TOKEN_PARAM = re.compile(
+    r"(apikey=|x-api-key:\s*|authorization:\s*bearer\s+|apikey:\s*)[^&\s\"']+", re.IGNORECASE
+)
 # uvicorn's sans-I/O WebSocket protocol logs this after every denial response we send before the
 # upgrade (it never marks a denied handshake as complete); our endpoint always either accepts or
 # denies, so for us the line is always spurious.
@@ -15,7 +18,8 @@ _SPURIOUS = "ASGI callable returned without completing handshake."
 
 
 class RedactTokens(logging.Filter):
-    """Masks `apikey=` query values (JWTs) that uvicorn puts into its connection log lines."""
+    """Masks tokens (`apikey=` query values, `x-api-key`/`apikey`/`authorization` headers)
+    that uvicorn puts into its log lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg == _SPURIOUS:

@@ -78,6 +78,9 @@ class Settings:
     send_queue_max: int = 1_024
     #: Joins one connection may make per second; more closes the socket (Supabase does too).
     joins_per_second: int = 10
+    #: Presence track/untrack calls per minute per connection (after a burst of 10); Supabase
+    #: allows 5 per 30 s, our clients debounce presence to one per 2 s (SPEC.md).
+    presence_per_minute: int = 30
     #: Connections one user (JWT `sub`) may hold at once.
     max_connections_per_user: int = 10
     #: Channels one user may have joined across all their connections (SPEC.md: 50).
@@ -128,6 +131,7 @@ class Settings:
             "max_payload_bytes",
             "send_queue_max",
             "joins_per_second",
+            "presence_per_minute",
             "max_connections_per_user",
             "max_channels_per_user",
             "service_role_max_channels",
@@ -185,6 +189,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_payload_bytes": int,
     "send_queue_max": int,
     "joins_per_second": int,
+    "presence_per_minute": int,
     "max_connections_per_user": int,
     "max_channels_per_user": int,
     "service_role_max_channels": int,

@@ -285,3 +285,14 @@ async def test_shutdown_drains_channels(server_factory: ServerFactory) -> None:
         await client.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
     await drain
+
+
+async def test_join_after_the_connect_token_expired_is_refused(server: RunningServer) -> None:
+    client = await server.connect(server.token("u1", ttl=1.2))
+    await client.join("room")
+    expired = await client.recv(timeout=5)  # the channel's expiry, awaited, not slept for
+    assert expired.payload["message"].startswith("Token has expired ")
+    assert (await client.recv()).event == "phx_close"
+    _, reply = await client.join("another")
+    assert reply.payload["status"] == "error"
+    assert reply.payload["response"]["reason"].startswith("TokenExpired: Token has expired ")

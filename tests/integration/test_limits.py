@@ -173,3 +173,63 @@ async def test_slow_consumer_is_dropped_and_others_keep_receiving(
         assert any("slow consumer" in r.getMessage() for r in caplog.records)
     finally:
         silent.close()
+
+
+async def test_idle_client_that_reads_nothing_is_aborted(
+    server_factory: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await server_factory(idle_timeout_s=0.5, shutdown_grace_s=0.3, send_queue_max=100_000)
+    silent = await _silent_client(server.port, server.token("stuck"))
+    try:
+        await asyncio.wait_for(_until(lambda: server.node.hub.count("realtime:room") == 1), 5)
+        publisher = await server.client("svc", role="service_role")
+        pub_ref, _ = await publisher.join("room")
+        stuck = next(c for c in server.node.connections.values() if c.principal.subject == "stuck")
+        # Fill the socket's buffers so that the close frame cannot get out.
+        blob = "x" * 60_000
+        while not stuck.closing:
+            await publisher.broadcast("room", pub_ref, "bulk", {"blob": blob})
+            await publisher.send("phoenix", "heartbeat", {}, "hb")
+            await publisher.reply_to("hb")
+        await asyncio.wait_for(_until(lambda: stuck.id not in server.node.connections), 10)
+        assert any("close not completed" in r.getMessage() for r in caplog.records)
+    finally:
+        silent.close()
+
+
+async def test_tokens_without_sub_are_not_one_shared_user(server_factory: ServerFactory) -> None:
+    server = await server_factory(max_connections_per_user=2)
+    from wedsync_realtime.auth.jwt import TokenVerifier
+
+    anon = TokenVerifier(server.settings.jwt_secret).sign({"role": "anon", "exp": 2**40})
+    clients = [await server.connect(anon) for _ in range(4)]  # more than the per-user cap
+    for client in clients:
+        assert (await client.join("lobby"))[1].payload["status"] == "ok"
+
+
+async def test_join_token_of_another_user_counts_against_that_user(
+    server_factory: ServerFactory,
+) -> None:
+    server = await server_factory(max_channels_per_user=2)
+    client = await server.client("connector", app_metadata={"tier": "paid"})
+    emma = server.token("emma")
+    for channel in ("a", "b"):
+        assert (await client.join(channel, access_token=emma))[1].payload["status"] == "ok"
+    _, reply = await client.join("c", access_token=emma)
+    assert reply.payload["response"]["reason"].endswith("allowed per user")
+    # The connect identity has not been charged for Emma's channels.
+    assert (await client.join("d"))[1].payload["status"] == "ok"
+
+
+async def test_presence_calls_are_rate_limited(server_factory: ServerFactory) -> None:
+    server = await server_factory(presence_per_minute=1)
+    client = await server.client("u1")
+    ref, _ = await client.join("room", {"presence": {"key": "u1", "enabled": True}})
+    for n in range(10):  # the burst
+        await client.send(
+            "realtime:room", "presence", {"event": "track", "payload": {"n": n}}, f"t{n}", ref
+        )
+        assert (await client.reply_to(f"t{n}")).payload["status"] == "ok"
+    await client.send("realtime:room", "presence", {"event": "track", "payload": {}}, "x", ref)
+    reason = (await client.reply_to("x")).payload["response"]["reason"]
+    assert reason.startswith("ClientPresenceRateLimitReached: Too many presence messages")

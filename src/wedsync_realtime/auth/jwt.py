@@ -34,6 +34,13 @@ class Principal:
     token: str = field(repr=False)
 
     @property
+    def subject(self) -> str | None:
+        """The JWT `sub`, or None for keys without one (the anon key): per-user limits apply
+        only to callers with a subject, or every anonymous client would share one budget."""
+        sub = self.claims.get("sub")
+        return str(sub) if sub is not None else None
+
+    @property
     def is_service(self) -> bool:
         return self.role == SERVICE_ROLE
 

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection", "Transport"]
 
+#: Presence calls a connection may make in a burst before the per-minute rate applies.
+PRESENCE_BURST = 10
+
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +79,9 @@ class Membership:
     config: JoinConfig
     principal: Principal
     presence_key: str
+    #: The user this channel counts against (per-user channel cap), fixed at join: a token
+    #: refresh may change `principal`, never the count it was added to.
+    subject: str | None
     #: Cached policy decisions for writes, checked lazily on first use (as Supabase does).
     may_broadcast: bool | None = None
     may_track: bool | None = None
@@ -105,8 +111,15 @@ class Connection:
         self._queue_max = settings.send_queue_max
         self._wake = asyncio.Event()
         self._close: tuple[int, str] | None = None
+        self._closed_at = 0.0
         self._transport: Transport | None = None
+        #: True while the writer awaits a frame it took off the queue: new frames must queue
+        #: behind it, or one written directly would overtake it.
+        self._writing = False
         self._joins = TokenBucket(settings.joins_per_second, settings.joins_per_second, node.clock)
+        self._presence_calls = TokenBucket(
+            PRESENCE_BURST, settings.presence_per_minute / 60.0, node.clock
+        )
         self.log = _ConnectionLog(log, {"conn": self.id[:8], "user": principal.user_id})
 
     # -- output --------------------------------------------------------------------------------
@@ -117,7 +130,12 @@ class Connection:
         if self._close is not None:
             return
         queue = self._queue
-        if not queue and self._transport is not None and self._transport.write_nowait(frame, wire):
+        if (
+            not queue
+            and not self._writing
+            and self._transport is not None
+            and self._transport.write_nowait(frame, wire)
+        ):
             return
         if len(queue) >= self._queue_max:
             self._slow_consumer()
@@ -134,6 +152,10 @@ class Connection:
         )
         self._queue.clear()
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the TCP connection now (see `Transport.abort`)."""
         if self._transport is not None:
             self._transport.abort()
 
@@ -141,7 +163,12 @@ class Connection:
         """Close after the frames already queued have been written."""
         if self._close is None:
             self._close = (code, reason)
+            self._closed_at = self.node.clock()
             self._wake.set()
+
+    def closing_for(self, now: float) -> float:
+        """Seconds since `close` was asked for (0 when it was not)."""
+        return now - self._closed_at if self._close is not None else 0.0
 
     @property
     def closing(self) -> bool:
@@ -155,7 +182,11 @@ class Connection:
             await wake.wait()
             wake.clear()
             while queue:
-                await transport.send(queue.popleft())
+                self._writing = True
+                try:
+                    await transport.send(queue.popleft())
+                finally:
+                    self._writing = False
             if self._close is not None:
                 await transport.close(*self._close)
                 return
@@ -221,7 +252,7 @@ class Connection:
                 ErrorCode.CHANNEL_RATE_LIMIT,
                 f"Too many channels. Maximum {limit.maximum} channels allowed {limit.scope}",
             )
-        if node.user_channel_count(principal.user_id) >= node.settings.max_channels_per_user:
+        if node.user_channel_count(principal.subject) >= node.settings.max_channels_per_user:
             raise ChannelError(
                 ErrorCode.CHANNEL_RATE_LIMIT,
                 f"Too many channels. Maximum {node.settings.max_channels_per_user} channels "
@@ -251,11 +282,13 @@ class Connection:
             join_ref=request.join_ref,
             config=config,
             principal=principal,
-            presence_key=config.presence.key or str(uuid.uuid1()),
+            # uuid4, not Supabase's uuid1: a uuid1 carries the server's MAC address.
+            presence_key=config.presence.key or str(uuid.uuid4()),
+            subject=principal.subject,
         )
         self.memberships[topic] = membership
         self.session.joined(topic, request.join_ref)
-        node.subscribe(self, topic, presence=presence_read)
+        node.subscribe(self, topic, membership.subject, presence=presence_read)
         self._schedule_expiry(membership)
         self.send(
             self.session.reply(topic, request.ref, request.join_ref, "ok", {"postgres_changes": []})
@@ -269,7 +302,9 @@ class Connection:
 
         New-style API keys (`sb_...`) fall back to the connection's token, as in Supabase.
         """
-        if token is None or token.startswith("sb_") or token == self.principal.token:
+        if token is None or token.startswith("sb_"):
+            token = self.principal.token
+        if token == self.principal.token and self.principal.expires_at > self.node.wall_clock():
             return self.principal
         try:
             return self.node.verifier.verify(token)
@@ -292,7 +327,7 @@ class Connection:
         self.session.closed(topic)
         if membership.expiry is not None:
             membership.expiry.cancel()
-        self.node.unsubscribe(self, topic)
+        self.node.unsubscribe(self, topic, membership.subject)
 
     def shutdown_all(self, system_error: str) -> None:
         """Close every channel with a `system` error (server shutdown)."""
@@ -304,7 +339,7 @@ class Connection:
         for topic, membership in list(self.memberships.items()):
             if membership.expiry is not None:
                 membership.expiry.cancel()
-            self.node.unsubscribe(self, topic)
+            self.node.unsubscribe(self, topic, membership.subject)
         self.memberships.clear()
         self._close = self._close or (CloseCode.NORMAL, "")
         self._queue.clear()
@@ -325,13 +360,16 @@ class Connection:
                 private=membership.config.private,
             )
             membership.may_broadcast = decision.allowed
+            if self.memberships.get(request.topic) is not membership:
+                return  # the channel closed while the policy was asked
         if not membership.may_broadcast:
             raise ChannelError(
                 ErrorCode.UNAUTHORIZED,
                 f"You do not have permissions to write to this Channel topic: {membership.channel}",
             )
         limit = node.message_limit(membership.principal)
-        key = (membership.principal.user_id, request.topic)
+        # Per user and channel; callers without a subject (anon keys) are limited per connection.
+        key = (membership.principal.subject or self.id, request.topic)
         if limit is not None and not node.message_rate.try_take(key, limit):
             reason = (
                 f"{ErrorCode.MESSAGE_RATE_LIMIT}: Too many messages. Maximum {limit} messages "
@@ -363,6 +401,12 @@ class Connection:
         membership = self.memberships[request.topic]
         node = self.node
         node.check_payload_size(request.size)
+        if not self._presence_calls.try_take():
+            raise ChannelError(
+                ErrorCode.CLIENT_PRESENCE_RATE_LIMIT,
+                f"Too many presence messages. Maximum {node.settings.presence_per_minute} "
+                "per minute allowed on a connection",
+            )
         if membership.may_track is None:
             decision = await node.policy.authorize(
                 membership.principal,
@@ -371,6 +415,8 @@ class Connection:
                 private=membership.config.private,
             )
             membership.may_track = decision.allowed
+            if self.memberships.get(request.topic) is not membership:
+                return  # the channel closed while the policy was asked
         if not membership.may_track:
             raise ChannelError(
                 ErrorCode.UNAUTHORIZED,

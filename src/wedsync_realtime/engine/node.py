@@ -114,6 +114,9 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.shutdown_grace_s):
                     await self._all_gone.wait()
+        for conn in list(self.connections.values()):
+            conn.log.warning("did not close within the grace period, aborting")
+            conn.abort()
 
     async def close(self) -> None:
         self.accepting = False
@@ -133,13 +136,18 @@ class Node:
         """
         if not self.accepting:
             raise ConnectionRefused(ErrorCode.UNKNOWN, "Server is shutting down", 503)
-        if self._per_user[principal.user_id] >= self.settings.max_connections_per_user:
+        subject = principal.subject
+        if (
+            subject is not None
+            and self._per_user[subject] >= self.settings.max_connections_per_user
+        ):
             raise ConnectionRefused(
                 ErrorCode.CONNECTION_RATE_LIMIT, "Too many connected users", 429
             )
         conn = Connection(self, principal, version, peer)
         self.connections[conn.id] = conn
-        self._per_user[principal.user_id] += 1
+        if subject is not None:
+            self._per_user[subject] += 1
         conn.log.info("connected from %s (vsn %s)", peer, version)
         return conn
 
@@ -148,15 +156,18 @@ class Node:
         if self.connections.pop(conn.id, None) is None:
             return
         conn.detach()
-        self._per_user[conn.principal.user_id] -= 1
-        if self._per_user[conn.principal.user_id] <= 0:
-            del self._per_user[conn.principal.user_id]
+        subject = conn.principal.subject
+        if subject is not None:
+            self._per_user[subject] -= 1
+            if self._per_user[subject] <= 0:
+                del self._per_user[subject]
         if not self.connections:
             self._all_gone.set()
         conn.log.info("disconnected")
 
-    def user_channel_count(self, user_id: str) -> int:
-        return self._user_channels[user_id]
+    def user_channel_count(self, subject: str | None) -> int:
+        """Channels joined by the user `subject` across connections (0 without a subject)."""
+        return self._user_channels[subject] if subject is not None else 0
 
     def channel_limit(self, principal: Principal) -> ChannelLimit:
         if principal.is_service:
@@ -201,18 +212,22 @@ class Node:
 
     # -- channels ------------------------------------------------------------------------------
 
-    def subscribe(self, conn: Connection, topic: str, *, presence: bool) -> None:
+    def subscribe(
+        self, conn: Connection, topic: str, subject: str | None, *, presence: bool
+    ) -> None:
+        """Add a local subscriber; `subject` is the user the channel counts against."""
         if self.hub.add(topic, Subscriber(conn, presence)):
             self._background(self.broker.subscribe(topic))
-        self._user_channels[conn.principal.user_id] += 1
+        if subject is not None:
+            self._user_channels[subject] += 1
 
-    def unsubscribe(self, conn: Connection, topic: str) -> None:
+    def unsubscribe(self, conn: Connection, topic: str, subject: str | None) -> None:
         if self.hub.remove(topic, conn.id):
             self._background(self.broker.unsubscribe(topic))
-        user = conn.principal.user_id
-        self._user_channels[user] -= 1
-        if self._user_channels[user] <= 0:
-            del self._user_channels[user]
+        if subject is not None:
+            self._user_channels[subject] -= 1
+            if self._user_channels[subject] <= 0:
+                del self._user_channels[subject]
         diff = self.presence.untrack(topic, conn.id)
         if diff is not None:
             self._background(self.publish_presence(topic, diff))
@@ -267,7 +282,12 @@ class Node:
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
 
     async def _sweep(self) -> None:
         """Close idle sockets and forget refilled rate-limit buckets, every few seconds."""
@@ -275,9 +295,15 @@ class Node:
         period = min(5.0, idle / 4)
         while True:
             await asyncio.sleep(period)
-            cutoff = self.clock() - idle
+            now = self.clock()
             for conn in list(self.connections.values()):
-                if conn.last_seen < cutoff and not conn.closing:
+                if conn.closing:
+                    # A close frame waits behind what the client has not read; a client that
+                    # reads nothing would hold its socket and queue forever.
+                    if conn.closing_for(now) > self.settings.shutdown_grace_s:
+                        conn.log.warning("close not completed, aborting the connection")
+                        conn.abort()
+                elif conn.last_seen < now - idle:
                     conn.log.info("idle for %.0f s, closing", idle)
                     conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
             self.message_rate.prune()

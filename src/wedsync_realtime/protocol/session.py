@@ -84,7 +84,9 @@ class Session:
             message = decode_text(self.version, data)
         except FrameError as exc:
             return BadRequest(PHOENIX_TOPIC, None, None, f"{ErrorCode.MALFORMED_MESSAGE}: {exc}")
-        return self._dispatch(message, len(data))
+        # Payload limits count UTF-8 bytes; `isascii` is O(1) on CPython's compact strings.
+        size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+        return self._dispatch(message, size)
 
     def receive_bytes(self, data: bytes) -> Request:
         """Decode a binary frame (2.0.0 kind 3 user broadcast push) into one request."""

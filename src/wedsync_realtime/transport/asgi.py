@@ -97,15 +97,19 @@ class WebSocketEndpoint:
             log.warning("refused connection from %s: %s", _peer(scope), denied.error)
             await _deny(scope, send, denied.status, denied.error)
             return
-        await send({"type": "websocket.accept"})
-        writer = asyncio.create_task(conn.write_loop(AsgiTransport(send)), name=f"writer-{conn.id}")
+        writer: asyncio.Task[None] | None = None
         try:
+            await send({"type": "websocket.accept"})
+            writer = asyncio.create_task(
+                conn.write_loop(AsgiTransport(send)), name=f"writer-{conn.id}"
+            )
             await self._read_loop(conn, receive)
         finally:
+            # Also when the peer vanished during the accept: the node must forget it.
             self.node.disconnect(conn)
-            if not writer.done():
+            if writer is not None:
                 writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+                await asyncio.gather(writer, return_exceptions=True)
 
     def _admit(self, scope: Scope) -> Connection:
         params = parse_qs(scope.get("query_string", b"").decode(errors="replace"))

@@ -24,6 +24,7 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             or self.close_sent
             or self.disconnected
             or not self.writable.is_set()
+            or self.transport.is_closing()
         ):
             return False
         self.transport.write(wire)
