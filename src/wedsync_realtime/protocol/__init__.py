@@ -1,4 +1,5 @@
-"""What is on the wire: Phoenix frames of both serializer versions and the per-connection session.
+"""What is on the wire: Phoenix frames of both serializer versions, WebSocket framing, and the
+per-connection session.
 
-Imports nothing else of ours, does no I/O and reads no clock.
+Of our own code it imports only the error codes (`errors.py`); it does no I/O and reads no clock.
 """
