@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 JS_DIR := tests/conformance/js
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint bench clean prepare-services
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ run: $(VENV)/.installed
 	mkdir -p var
 	$(BIN)/wedsync-realtime serve --host 127.0.0.1 --port 4000
 
-test: $(VENV)/.installed-test $(JS_DIR)/node_modules/.package-lock.json
+# Idempotent: wal_level=logical for the Postgres Changes tests; restarts PostgreSQL only on a change.
+prepare-services:
+	bash scripts/prepare_postgres.sh
+
+test: $(VENV)/.installed-test $(JS_DIR)/node_modules/.package-lock.json prepare-services
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy

@@ -1,4 +1,4 @@
-"""`wedsync-realtime`: serve, and mint development tokens."""
+"""`wedsync-realtime`: serve, mint development tokens, and migrate the database."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from wedsync_realtime.app import build_app, build_node
 from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.logs import configure_logging
 from wedsync_realtime.server import Server, uvicorn_config
-from wedsync_realtime.settings import Settings, SettingsError
+from wedsync_realtime.settings import PREFIX, Settings, SettingsError
 
 __all__ = ["main"]
 
@@ -36,7 +36,38 @@ def _parser() -> argparse.ArgumentParser:
         help="extra claim; V is parsed as JSON when it is JSON (repeatable)",
     )
     token.add_argument("--ttl", type=int, default=3600, help="seconds until `exp`")
+    commands.add_parser(
+        "migrate",
+        help=f"apply the database migrations to {PREFIX}DATABASE_URL (versioned, idempotent)",
+    )
     return parser
+
+
+def _migrate(environ: Mapping[str, str]) -> int:
+    """Only the database URL matters here: migrating needs no JWT secret or other settings."""
+    # Imported here so `serve` and `token` do not load the PostgreSQL driver.
+    import psycopg
+
+    from wedsync_realtime.store.migrate import MigrationError, migrate
+
+    url = environ.get(f"{PREFIX}DATABASE_URL", "").strip()
+    if not url:
+        print(
+            f"wedsync-realtime: migrate needs {PREFIX}DATABASE_URL (postgresql://...), "
+            "which is not set",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        applied = migrate(url)
+    except (MigrationError, psycopg.Error) as exc:
+        print(f"wedsync-realtime: migrate failed: {exc}", file=sys.stderr)
+        return 1
+    for label in applied:
+        print(f"applied {label}")
+    if not applied:
+        print("database is up to date; nothing to apply")
+    return 0
 
 
 def _claims(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,6 +86,8 @@ def _claims(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "migrate":
+        return _migrate(os.environ)
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
