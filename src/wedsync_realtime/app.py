@@ -21,6 +21,8 @@ from wedsync_realtime.engine.node import Node
 from wedsync_realtime.logs import install_log_filters
 from wedsync_realtime.settings import Settings
 from wedsync_realtime.transport.asgi import WebSocketEndpoint
+from wedsync_realtime.wedding.directory import MemoryDirectory
+from wedsync_realtime.wedding.policy import CatalogPolicy
 
 __all__ = ["RealtimeApp", "build_app", "build_node"]
 
@@ -36,10 +38,14 @@ def build_node(settings: Settings) -> Node:
             "WEDSYNC_JWT_SECRET is not set: using the DEVELOPMENT secret. Anyone can mint tokens "
             "for this server. Set WEDSYNC_JWT_SECRET before exposing it."
         )
+    # The WedSync catalog decides its own channels (supplier:, couple:, wedding:, ...) whatever
+    # the client's `private` flag says; every other channel follows the name rules. The
+    # directory is empty until the domain layer fills it, so catalog channels stay closed to
+    # everyone but the service role (and `user:`/`broadcast:` keep their rules).
     return Node(
         settings,
         verifier=TokenVerifier(settings.jwt_secret),
-        policy=NameRulesPolicy(),
+        policy=CatalogPolicy(MemoryDirectory(), fallback=NameRulesPolicy()),
         broker=MemoryBroker(),
     )
 

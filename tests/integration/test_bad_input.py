@@ -281,3 +281,20 @@ async def test_rest_broadcast_refuses_bad_callers_and_bodies(server: RunningServ
         response = await http.post("/api/broadcast", json=big, headers=service)
         assert response.status_code == 422
         assert "messages[0].payload" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "channel", ["supplier:s1", "couple:c1:timeline", "wedding:w1", "supplier:s1:secret"]
+)
+async def test_wedsync_channels_are_closed_whatever_the_private_flag(
+    server: RunningServer, bystander: Bystander, channel: str
+) -> None:
+    # The catalog governs these names; the server's directory knows no such supplier/couple.
+    client = await server.client("u1")
+    _, reply = await client.join(channel, {"private": False})
+    assert reply.payload["response"]["reason"] == (
+        f"Unauthorized: You do not have permissions to read from this Channel topic: {channel}"
+    )
+    service = await server.client("svc", role="service_role")
+    assert (await service.join(channel))[1].payload["status"] == "ok"
+    await bystander.assert_unaffected()
