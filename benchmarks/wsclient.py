@@ -80,6 +80,20 @@ class Stats:
         self.close_codes: Counter[int] = Counter()
         self.lost_connections = 0
 
+    def record(self, seq: int, sent: int, now: int) -> None:
+        """Account one delivery of broadcast `seq` stamped `sent`, received at `now` (ns)."""
+        try:
+            self.counts[seq] += 1
+        except IndexError:
+            self.stray += 1
+            return
+        latency = now - sent
+        self.latencies.append(latency)
+        if latency > self.worst[seq]:
+            self.worst[seq] = latency
+        self.deliveries += 1
+        self.last_ns = now
+
 
 def encode_frame(opcode: int, payload: bytes) -> bytes:
     """A masked client frame (RFC 6455 §5.3: clients must mask)."""
@@ -187,18 +201,7 @@ class WsClient(asyncio.Protocol):
                 hit = cache.get(frame)
                 if hit is not None and self.counting:
                     # The hot path: a broadcast some other connection already decoded.
-                    seq, sent = hit
-                    try:
-                        stats.counts[seq] += 1
-                    except IndexError:
-                        stats.stray += 1
-                        continue
-                    latency = now - sent
-                    stats.latencies.append(latency)
-                    if latency > stats.worst[seq]:
-                        stats.worst[seq] = latency
-                    stats.deliveries += 1
-                    stats.last_ns = now
+                    stats.record(hit[0], hit[1], now)
                 else:
                     self._text(frame, now)
             else:
@@ -250,19 +253,8 @@ class WsClient(asyncio.Protocol):
                 if len(stats.cache) >= _CACHE_MAX:
                     stats.cache.clear()
                 stats.cache[frame] = (seq, sent)
-                if not self.counting:
-                    return
-                try:
-                    stats.counts[seq] += 1
-                except IndexError:
-                    stats.stray += 1
-                    return
-                latency = now - sent
-                stats.latencies.append(latency)
-                if latency > stats.worst[seq]:
-                    stats.worst[seq] = latency
-                stats.deliveries += 1
-                stats.last_ns = now
+                if self.counting:
+                    stats.record(seq, sent, now)
                 return
         if event == "phx_reply" and ref is not None:
             fut = self._replies.pop(ref, None)

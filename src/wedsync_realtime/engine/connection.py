@@ -82,9 +82,8 @@ class Membership:
     #: The user this channel counts against (per-user channel cap), fixed at join: a token
     #: refresh may change `principal`, never the count it was added to.
     subject: str | None
-    #: Cached policy decisions for writes, checked lazily on first use (as Supabase does).
-    may_broadcast: bool | None = None
-    may_track: bool | None = None
+    #: Policy decisions for writes, asked lazily on first use (as Supabase does).
+    writes: dict[Action, bool] = field(default_factory=dict)
     expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @property
@@ -352,21 +351,8 @@ class Connection:
         ack = membership.config.broadcast.ack
         node = self.node
         node.check_payload_size(request.size)
-        if membership.may_broadcast is None:
-            decision = await node.policy.authorize(
-                membership.principal,
-                membership.channel,
-                Action.BROADCAST,
-                private=membership.config.private,
-            )
-            membership.may_broadcast = decision.allowed
-            if self.memberships.get(request.topic) is not membership:
-                return  # the channel closed while the policy was asked
-        if not membership.may_broadcast:
-            raise ChannelError(
-                ErrorCode.UNAUTHORIZED,
-                f"You do not have permissions to write to this Channel topic: {membership.channel}",
-            )
+        if not await self._may_write(membership, Action.BROADCAST, "write to"):
+            return
         limit = node.message_limit(membership.principal)
         # Per user and channel; callers without a subject (anon keys) are limited per connection.
         key = (membership.principal.subject or self.id, request.topic)
@@ -397,6 +383,27 @@ class Connection:
         if ack:
             self.send(self.session.reply(request.topic, request.ref, request.join_ref, "ok", {}))
 
+    async def _may_write(self, membership: Membership, action: Action, verb: str) -> bool:
+        """Whether the write may go ahead; False when the channel closed while the policy was
+        asked. A refusal raises `Unauthorized`."""
+        allowed = membership.writes.get(action)
+        if allowed is None:
+            decision = await self.node.policy.authorize(
+                membership.principal,
+                membership.channel,
+                action,
+                private=membership.config.private,
+            )
+            allowed = membership.writes[action] = decision.allowed
+            if self.memberships.get(membership.topic) is not membership:
+                return False
+        if not allowed:
+            raise ChannelError(
+                ErrorCode.UNAUTHORIZED,
+                f"You do not have permissions to {verb} this Channel topic: {membership.channel}",
+            )
+        return True
+
     async def _presence(self, request: PresenceRequest) -> None:
         membership = self.memberships[request.topic]
         node = self.node
@@ -407,22 +414,8 @@ class Connection:
                 f"Too many presence messages. Maximum {node.settings.presence_per_minute} "
                 "per minute allowed on a connection",
             )
-        if membership.may_track is None:
-            decision = await node.policy.authorize(
-                membership.principal,
-                membership.channel,
-                Action.PRESENCE_WRITE,
-                private=membership.config.private,
-            )
-            membership.may_track = decision.allowed
-            if self.memberships.get(request.topic) is not membership:
-                return  # the channel closed while the policy was asked
-        if not membership.may_track:
-            raise ChannelError(
-                ErrorCode.UNAUTHORIZED,
-                f"You do not have permissions to track presence on this Channel topic: "
-                f"{membership.channel}",
-            )
+        if not await self._may_write(membership, Action.PRESENCE_WRITE, "track presence on"):
+            return
         if request.action is PresenceAction.TRACK:
             diff = node.presence.track(
                 request.topic, self.id, membership.presence_key, request.payload
@@ -459,7 +452,7 @@ class Connection:
             )
             return
         membership.principal = principal
-        membership.may_broadcast = membership.may_track = None
+        membership.writes.clear()
         self._schedule_expiry(membership)
 
     def _schedule_expiry(self, membership: Membership) -> None:
