@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from wedsync_realtime.api import broadcast
 from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.auth.policy import NameRulesPolicy
-from wedsync_realtime.backends.memory import MemoryBroker
+from wedsync_realtime.backends.memory import MemoryBroker, MemoryHistory
 from wedsync_realtime.engine.node import Node
 from wedsync_realtime.logs import install_log_filters
 from wedsync_realtime.settings import Settings
@@ -42,12 +42,16 @@ def build_node(settings: Settings) -> Node:
     # the client's `private` flag says; every other channel follows the name rules. The
     # directory is empty until the domain layer fills it, so catalog channels stay closed to
     # everyone but the service role (and `user:`/`broadcast:` keep their rules).
-    return Node(
+    history = MemoryHistory(idempotency_ttl=settings.idempotency_ttl_s)
+    node = Node(
         settings,
         verifier=TokenVerifier(settings.jwt_secret),
         policy=CatalogPolicy(MemoryDirectory(), fallback=NameRulesPolicy()),
         broker=MemoryBroker(),
+        history=history,
     )
+    node.housekeeping.append(history.prune)
+    return node
 
 
 def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:

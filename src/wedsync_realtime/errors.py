@@ -71,6 +71,10 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_EVENT = "UnknownEvent"
     INVALID_MESSAGE = "InvalidMessage"
     POSTGRES_CHANGES_UNAVAILABLE = "PostgresChangesUnavailable"
+    #: Supabase's code for a replay that cannot be served (reference notes §4.3).
+    UNABLE_TO_REPLAY = "UnableToReplayMessages"
+    #: The history store failed while a join read it (e.g. its server is unreachable).
+    HISTORY_UNAVAILABLE = "HistoryUnavailable"
     UNKNOWN = "UnknownErrorOnChannel"
 
 

@@ -7,6 +7,7 @@ variable, so a misconfigured server fails at start-up instead of later.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["DEV_JWT_SECRET", "Settings", "SettingsError", "TierLimits"]
+__all__ = ["DEV_JWT_SECRET", "HistoryRule", "Settings", "SettingsError", "TierLimits"]
 
 PREFIX = "WEDSYNC_"
 
@@ -38,6 +39,18 @@ class TierLimits:
     max_channels: int
     #: Broadcasts one user may send per minute on one channel.
     messages_per_minute: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRule:
+    """History kept for the channels whose name (without `realtime:`) matches `pattern`, a
+    shell-style glob (`form:*`). `size` 0 turns history, recovery and idempotency off there."""
+
+    pattern: str
+    #: Messages kept per channel (the newest).
+    size: int
+    #: Seconds each message is kept.
+    ttl_s: float
 
 
 def _default_tiers() -> dict[str, TierLimits]:
@@ -89,6 +102,18 @@ class Settings:
     service_role_max_channels: int = 50
     #: Tier name → limits; unknown tiers get the `free` limits.
     tiers: Mapping[str, TierLimits] = field(default_factory=_default_tiers)
+    #: Messages each channel keeps for replay and recovery (SPEC.md: the last 100) ...
+    history_size: int = 100
+    #: ... for this many seconds each (SPEC.md: 5 minutes).
+    history_ttl_s: float = 300.0
+    #: Per channel-name pattern overrides of the two above, first match wins; JSON
+    #: `[{"pattern": "typing:*", "size": 0}, {"pattern": "form:*", "size": 500, "ttl_s": 900}]`.
+    history_rules: tuple[HistoryRule, ...] = ()
+    #: Seconds a published message id is remembered per channel, so that a retried publish
+    #: with the same id is not delivered twice.
+    idempotency_ttl_s: float = 300.0
+    #: Messages a `config.broadcast.replay` join gets when it asks for no `limit` (Supabase: 25).
+    replay_default_limit: int = 25
     #: Seconds a closing server waits for clients to receive their `phx_close` frames.
     shutdown_grace_s: float = 2.0
     #: Python logging level name.
@@ -96,6 +121,17 @@ class Settings:
 
     def tier_limits(self, tier: str) -> TierLimits:
         return self.tiers.get(tier) or self.tiers["free"]
+
+    def history_rule(self, channel: str) -> HistoryRule | None:
+        """The history kept for `channel` (no `realtime:` prefix); None when it keeps none."""
+        pattern, size, ttl = "*", self.history_size, self.history_ttl_s
+        for rule in self.history_rules:
+            if fnmatch.fnmatchcase(channel, rule.pattern):
+                pattern = rule.pattern
+                size = rule.size if rule.size >= 0 else size
+                ttl = rule.ttl_s if rule.ttl_s > 0 else ttl
+                break
+        return HistoryRule(pattern, size, ttl) if size > 0 else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -135,12 +171,18 @@ class Settings:
             "max_connections_per_user",
             "max_channels_per_user",
             "service_role_max_channels",
+            "replay_default_limit",
         ):
             value = getattr(self, name)
             if value <= 0 and not (name == "port" and value == 0):
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive, got {value}")
         if self.idle_timeout_s <= 0:
             raise SettingsError(f"{PREFIX}IDLE_TIMEOUT_S must be positive")
+        if self.history_size < 0:
+            raise SettingsError(f"{PREFIX}HISTORY_SIZE must be >= 0, got {self.history_size}")
+        for name in ("history_ttl_s", "idempotency_ttl_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         if "free" not in self.tiers:
             raise SettingsError(f"{PREFIX}TIERS must define the `free` tier")
         if self.log_level.upper() not in logging.getLevelNamesMapping():
@@ -178,6 +220,24 @@ def _parse_tiers(raw: str) -> dict[str, TierLimits]:
     return tiers
 
 
+def _parse_history_rules(raw: str) -> tuple[HistoryRule, ...]:
+    """`[{"pattern": "form:*", "size": 500, "ttl_s": 900}, ...]`; `size`/`ttl_s` default to
+    HISTORY_SIZE/HISTORY_TTL_S when left out (filled in by `Settings.history_rule`)."""
+    data = json.loads(raw)
+    if not isinstance(data, list):
+        raise ValueError("expected a JSON list of {pattern, size, ttl_s} objects")
+    rules = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict) or not isinstance(item.get("pattern"), str):
+            raise ValueError(f"rule {index}: expected an object with a string `pattern`")
+        size = int(item.get("size", -1))
+        ttl = float(item.get("ttl_s", -1))
+        if size < -1 or (ttl <= 0 and ttl != -1):
+            raise ValueError(f"rule {index}: `size` must be >= 0 and `ttl_s` positive")
+        rules.append(HistoryRule(item["pattern"], size, ttl))
+    return tuple(rules)
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "host": str,
     "port": int,
@@ -194,6 +254,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_channels_per_user": int,
     "service_role_max_channels": int,
     "tiers": _parse_tiers,
+    "history_size": int,
+    "history_ttl_s": float,
+    "history_rules": _parse_history_rules,
+    "idempotency_ttl_s": float,
+    "replay_default_limit": int,
     "shutdown_grace_s": float,
     "log_level": str,
 }

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.conftest import TIME_FACTOR, RunningServer
@@ -278,6 +279,15 @@ async def test_connect_and_subscribe(server: RunningServer, js: JsFactory, vsn: 
 # -- broadcast -----------------------------------------------------------------------------------
 
 
+def _meta(message: dict[str, Any]) -> dict[str, Any]:
+    """The server's `meta` of a delivered broadcast: message id and stream position."""
+    meta = message["meta"]
+    assert set(meta) == {"id", "offset", "epoch"}
+    assert isinstance(meta["id"], str) and isinstance(meta["epoch"], str)
+    assert isinstance(meta["offset"], int)
+    return dict(meta)
+
+
 @pytest.mark.parametrize("vsn", [None, "1.0.0"], ids=["vsn-default", "vsn-1.0.0"])
 async def test_broadcast_self_and_ack(
     server: RunningServer, js: JsFactory, vsn: str | None
@@ -289,10 +299,14 @@ async def test_broadcast_self_and_ack(
 
     assert result == "ok"
     received = await alice.wait_for("broadcast", channel="room1")
+    # The server's `meta` (message id and stream position) reaches the callback untouched.
+    meta = _meta(received["message"])
+    assert meta["offset"] == 1
     assert received["message"] == {
         "type": "broadcast",
         "event": "msg",
         "payload": {"hello": "world"},
+        "meta": meta,
     }
     (sent,) = _broadcasts(alice, "out")
     (got,) = _broadcasts(alice, "in")
@@ -300,7 +314,10 @@ async def test_broadcast_self_and_ack(
         # 2.0.0: a binary kind 3 user broadcast push out (JSON encoding), and back a kind 4
         # user broadcast: kind, topic/event/metadata lengths, encoding, then the fields.
         assert isinstance(sent, bytes) and sent[0] == 3 and sent[6] == 1
-        assert got == bytes([4, 14, 3, 0, 1]) + b'realtime:room1msg{"hello":"world"}'
+        meta_b = orjson.dumps(meta)
+        assert got == (
+            bytes([4, 14, 3, len(meta_b), 1]) + b"realtime:room1msg" + meta_b + b'{"hello":"world"}'
+        )
     else:
         assert sent["topic"] == "realtime:room1" and sent["event"] == "broadcast"
         assert sent["payload"] == {
@@ -311,7 +328,12 @@ async def test_broadcast_self_and_ack(
         assert got == {
             "topic": "realtime:room1",
             "event": "broadcast",
-            "payload": {"type": "broadcast", "event": "msg", "payload": {"hello": "world"}},
+            "payload": {
+                "type": "broadcast",
+                "event": "msg",
+                "payload": {"hello": "world"},
+                "meta": meta,
+            },
             "ref": None,
         }
 
@@ -323,11 +345,25 @@ async def test_two_js_clients_exchange_broadcasts(server: RunningServer, js: JsF
 
     assert await alice.command("send", channel="room1", event="ping", payload={"n": 1}) == "ok"
     got = await bob.wait_for("broadcast", channel="room1")
-    assert got["message"] == {"type": "broadcast", "event": "ping", "payload": {"n": 1}}
+    ping_meta = _meta(got["message"])
+    assert got["message"] == {
+        "type": "broadcast",
+        "event": "ping",
+        "payload": {"n": 1},
+        "meta": ping_meta,
+    }
 
     assert await bob.command("send", channel="room1", event="pong", payload={"n": 2}) == "ok"
     got = await alice.wait_for("broadcast", channel="room1")
-    assert got["message"] == {"type": "broadcast", "event": "pong", "payload": {"n": 2}}
+    pong_meta = _meta(got["message"])
+    assert got["message"] == {
+        "type": "broadcast",
+        "event": "pong",
+        "payload": {"n": 2},
+        "meta": pong_meta,
+    }
+    # One stream per channel: the second message is the next offset of the same epoch.
+    assert (pong_meta["offset"], pong_meta["epoch"]) == (2, ping_meta["epoch"])
 
     # self: false: neither got its own message (each ack came after its fan-out).
     assert [e["message"]["event"] for e in alice.seen("broadcast")] == ["pong"]
@@ -350,24 +386,26 @@ async def test_js_v2_and_raw_v1_client_exchange_broadcasts(
         assert _broadcasts(alice, "out")[-1][0] == 3
         frame = await py.recv_until(lambda f: f.event == "broadcast")
         assert not frame.binary
+        js_meta = _meta(frame.payload)
         assert frame.raw == {
             "topic": "realtime:room1",
             "event": "broadcast",
-            "payload": {"type": "broadcast", "event": "hi", "payload": {"from": "js"}},
+            "payload": {
+                "type": "broadcast",
+                "event": "hi",
+                "payload": {"from": "js"},
+                "meta": js_meta,
+            },
             "ref": None,
         }
 
         # The 1.0.0 client's JSON broadcast reaches the JS client as a 2.0.0 text frame.
         await py.broadcast("room1", join_ref, "hi", {"from": "py"})
         got = await alice.wait_for("broadcast", channel="room1")
-        assert got["message"] == {"type": "broadcast", "event": "hi", "payload": {"from": "py"}}
-        assert _broadcasts(alice, "in")[-1] == [
-            None,
-            None,
-            "realtime:room1",
-            "broadcast",
-            {"type": "broadcast", "event": "hi", "payload": {"from": "py"}},
-        ]
+        py_meta = _meta(got["message"])
+        expected = {"type": "broadcast", "event": "hi", "payload": {"from": "py"}, "meta": py_meta}
+        assert got["message"] == expected
+        assert _broadcasts(alice, "in")[-1] == [None, None, "realtime:room1", "broadcast", expected]
     finally:
         await py.close()
 

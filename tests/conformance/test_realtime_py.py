@@ -225,8 +225,17 @@ async def subscribe(channel: AsyncRealtimeChannel) -> Inbox[State]:
 
 
 def broadcasts(channel: AsyncRealtimeChannel, event: str = "*") -> Inbox[dict[str, Any]]:
+    """The channel's broadcasts as the application gets them, without their `meta`: realtime-py
+    passes on the server's message id (checked here) and drops our stream position."""
     inbox: Inbox[dict[str, Any]] = Inbox()
-    channel.on_broadcast(event, lambda message: inbox.put(dict(message)))
+
+    def put(message: Any) -> None:
+        message = dict(message)
+        meta = message.pop("meta")
+        assert set(meta) == {"id"} and isinstance(meta["id"], str)
+        inbox.put(message)
+
+    channel.on_broadcast(event, put)
     return inbox
 
 
@@ -267,10 +276,13 @@ async def test_connect_and_subscribe(clients: Clients, base_path: str) -> None:
     assert states.items == [(RealtimeSubscribeStates.SUBSCRIBED, None)]
     assert channel.state is ChannelStates.JOINED
     reply = await py.wire.wait_for(lambda f: f["event"] == "phx_reply" and f["ref"] == "1")
+    # The stream position (our extension) rides along; realtime-py accepts the reply.
+    position = reply["payload"]["response"]["position"]
+    assert position["offset"] == 0 and isinstance(position["epoch"], str)
     assert reply == {
         "topic": "realtime:room",
         "event": "phx_reply",
-        "payload": {"status": "ok", "response": {"postgres_changes": []}},
+        "payload": {"status": "ok", "response": {"postgres_changes": [], "position": position}},
         "ref": "1",
     }
     # realtime-py sends its first heartbeat on connect, with "ref": null; the reply echoes it.
@@ -299,10 +311,13 @@ async def test_broadcast_to_self_with_ack(clients: Clients) -> None:
     assert await received.wait_for() == {"event": "msg", "payload": {"hello": "x"}}
     ack = await acks.wait_for()
     assert ack == ReplyPostgresChanges(postgres_changes=None)
-    assert await py.wire.wait_for(lambda f: f["ref"] == push.ref) == {
+    ack_frame = await py.wire.wait_for(lambda f: f["ref"] == push.ref)
+    response = ack_frame["payload"]["response"]
+    assert set(response) == {"id", "offset", "epoch"} and response["offset"] == 1
+    assert ack_frame == {
         "topic": "realtime:room",
         "event": "phx_reply",
-        "payload": {"status": "ok", "response": {}},
+        "payload": {"status": "ok", "response": response},
         "ref": push.ref,
     }
     # The high-level API delivers to self too.
@@ -524,20 +539,11 @@ async def test_unsubscribed_client_receives_nothing(clients: Clients) -> None:
 
     assert to_leaver.items == [{"event": "before", "payload": {"n": 1}}]
     # realtime-py forgets a closed channel and would drop its frames: check the wire too.
-    assert [f for f in leaver.wire.items if f["event"] == "broadcast"] == [
-        {
-            "topic": "realtime:room",
-            "event": "broadcast",
-            "payload": {"type": "broadcast", "event": "before", "payload": {"n": 1}},
-            "ref": None,
-        },
-        {
-            "topic": "realtime:marker",
-            "event": "broadcast",
-            "payload": {"type": "broadcast", "event": "marker", "payload": {"n": 3}},
-            "ref": None,
-        },
-    ]
+    assert [
+        (f["topic"], f["payload"]["event"], f["payload"]["payload"])
+        for f in leaver.wire.items
+        if f["event"] == "broadcast"
+    ] == [("realtime:room", "before", {"n": 1}), ("realtime:marker", "marker", {"n": 3})]
 
 
 async def test_heartbeats_keep_the_connection_alive(
@@ -585,12 +591,14 @@ async def test_broadcasts_cross_protocol_versions(clients: Clients) -> None:
         await py_channel.send_broadcast("from-py", {"n": 1})
         frame = await v2.recv_until(lambda f: f.event == "broadcast")
         assert not frame.binary
+        meta = frame.raw[4]["meta"]
+        assert set(meta) == {"id", "offset", "epoch"}
         assert frame.raw == [
             None,
             None,
             "realtime:mixed",
             "broadcast",
-            {"type": "broadcast", "event": "from-py", "payload": {"n": 1}},
+            {"type": "broadcast", "event": "from-py", "payload": {"n": 1}, "meta": meta},
         ]
 
         # vsn 2.0.0 → realtime-py: a text broadcast, then a binary kind 3 push with a JSON

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
+import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
@@ -150,15 +151,24 @@ async def test_cross_version_broadcasts(server: RunningServer) -> None:
     header = bytes([3, len(sref), 1, len(topic), len(event), 0, 1])
     await sender.send_raw(header + sref.encode() + b"9" + topic + event + body)
     got_v2, got_v1 = await v2.recv(), await v1.recv()
+    meta = got_v1.raw["payload"]["meta"]
+    assert meta["offset"] == 1 and set(meta) == {"id", "offset", "epoch"}
+    meta_b = orjson.dumps(meta)
     assert (
         got_v2.binary
-        and got_v2.raw == bytes([4, len(topic), len(event), 0, 1]) + topic + event + body
+        and got_v2.raw
+        == bytes([4, len(topic), len(event), len(meta_b), 1]) + topic + event + meta_b + body
     )
     assert got_v1.raw == {
         "topic": "realtime:room",
         "event": "broadcast",
         "ref": None,
-        "payload": {"type": "broadcast", "event": "msg", "payload": {"hello": "world"}},
+        "payload": {
+            "type": "broadcast",
+            "event": "msg",
+            "payload": {"hello": "world"},
+            "meta": meta,
+        },
     }
     # A binary-encoded payload cannot be expressed in 1.0.0: v1 gets the next message instead.
     raw_header = bytes([3, len(sref), 1, len(topic), len(event), 0, 0])
@@ -178,7 +188,12 @@ async def test_cross_version_broadcasts(server: RunningServer) -> None:
         None,
         "realtime:room",
         "broadcast",
-        {"type": "broadcast", "event": "text", "payload": {"n": 1}},
+        {
+            "type": "broadcast",
+            "event": "text",
+            "payload": {"n": 1},
+            "meta": {"id": text_v2.raw[4]["meta"]["id"], "offset": 3, "epoch": meta["epoch"]},
+        },
     ]
 
 
@@ -241,14 +256,21 @@ async def test_rest_broadcast_reaches_both_versions(server: RunningServer) -> No
     service = {"Authorization": f"Bearer {server.token('svc', role='service_role')}"}
     body = {"messages": [{"topic": "room", "event": "news", "payload": {"n": 1}, "id": "m-1"}]}
     async with httpx.AsyncClient(base_url=server.http_url) as http:
-        for path in ("/api/broadcast", "/realtime/v1/api/broadcast"):
+        for path, message_id in (("/api/broadcast", "m-1"), ("/realtime/v1/api/broadcast", "m-2")):
+            body["messages"][0]["id"] = message_id
             response = await http.post(path, json=body, headers=service)
-            assert response.status_code == 202 and response.content == b""
+            assert response.status_code == 202
+            [published] = response.json()["messages"]
+            assert published["id"] == message_id and not published["duplicate"]
             expected = {
                 "type": "broadcast",
                 "event": "news",
                 "payload": {"n": 1},
-                "meta": {"id": "m-1"},
+                "meta": {
+                    "id": message_id,
+                    "offset": published["offset"],
+                    "epoch": published["epoch"],
+                },
             }
             assert (await v1.recv()).payload == expected
             assert (await v2.recv()).payload == expected

@@ -1,8 +1,14 @@
 """`POST /api/broadcast`: Supabase's batch broadcast endpoint (reference notes §5).
 
-Body `{"messages": [{"topic", "event", "payload", "private"}]}` with `topic` the subtopic (no
-`realtime:` prefix); answered 202 with an empty body. Only the `service_role` may call it here
-(Bearer token or `apikey` header): 401 without a valid token, 403 for any other role.
+Body `{"messages": [{"topic", "event", "payload", "private", "id"}]}` with `topic` the subtopic
+(no `realtime:` prefix); answered 202. Only the `service_role` may call it here (Bearer token or
+`apikey` header): 401 without a valid token, 403 for any other role.
+
+Beyond Supabase (whose 202 has an empty body), the 202 lists each message's id and stream
+position, and `duplicate: true` for a message whose `id` was already published on its channel
+within the idempotency window: it is not delivered again, so a caller may retry a batch safely.
+An `Idempotency-Key` header gives ids to the messages that have none: the key itself for a
+one-message batch, `<key>:<index>` otherwise.
 """
 
 from __future__ import annotations
@@ -10,10 +16,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from wedsync_realtime.auth.jwt import Principal
+from wedsync_realtime.engine.history import MAX_MESSAGE_ID_LENGTH
 from wedsync_realtime.engine.node import Node
 from wedsync_realtime.errors import AuthError
 from wedsync_realtime.protocol.broadcast import OutboundBroadcast
@@ -29,11 +36,27 @@ class BroadcastItem(BaseModel):
     event: str = Field(min_length=1)
     payload: dict[str, Any]
     private: bool = False
-    id: str | None = Field(default=None, description="Optional message id, sent as `meta.id`")
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_MESSAGE_ID_LENGTH,
+        description="Message id, sent as `meta.id`; publishing an id again is a no-op",
+    )
 
 
 class BroadcastBatch(BaseModel):
     messages: list[BroadcastItem] = Field(min_length=1, max_length=1000)
+
+
+class PublishedItem(BaseModel):
+    id: str
+    offset: int | None = Field(default=None, description="Position in the channel's stream")
+    epoch: str | None = None
+    duplicate: bool = Field(default=False, description="Already published: not sent again")
+
+
+class BroadcastAccepted(BaseModel):
+    messages: list[PublishedItem]
 
 
 def get_node(request: Request) -> Node:
@@ -62,16 +85,17 @@ def service_principal(
     return principal
 
 
-@router.post("/api/broadcast", status_code=202, response_class=Response)
-@router.post(
-    "/realtime/v1/api/broadcast", status_code=202, response_class=Response, include_in_schema=False
-)
+@router.post("/api/broadcast", status_code=202)
+@router.post("/realtime/v1/api/broadcast", status_code=202, include_in_schema=False)
 async def broadcast(
     batch: BroadcastBatch,
     node: Annotated[Node, Depends(get_node)],
     _principal: Annotated[Principal, Depends(service_principal)],
-) -> Response:
-    """Broadcast each message to its channel's subscribers."""
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=MAX_MESSAGE_ID_LENGTH - 6)
+    ] = None,
+) -> BroadcastAccepted:
+    """Broadcast each message to its channel's subscribers, in order."""
     limit = node.settings.max_payload_bytes
     for index, item in enumerate(batch.messages):
         size = len(orjson.dumps(item.payload))
@@ -83,13 +107,17 @@ async def broadcast(
                     f"of {limit} bytes ({size} bytes)"
                 },
             )
-    for item in batch.messages:
-        await node.publish(
+    results = []
+    single = len(batch.messages) == 1
+    for index, item in enumerate(batch.messages):
+        message_id = item.id
+        if message_id is None and idempotency_key is not None:
+            message_id = idempotency_key if single else f"{idempotency_key}:{index}"
+        published = await node.publish(
             OutboundBroadcast(
-                topic=CHANNEL_PREFIX + item.topic,
-                event=item.event,
-                payload=item.payload,
-                meta={"id": item.id} if item.id else None,
-            )
+                topic=CHANNEL_PREFIX + item.topic, event=item.event, payload=item.payload
+            ),
+            message_id=message_id,
         )
-    return Response(status_code=202)
+        results.append(PublishedItem(**published.ack()))
+    return BroadcastAccepted(messages=results)

@@ -19,6 +19,12 @@ import orjson
 
 from wedsync_realtime.auth.jwt import Principal
 from wedsync_realtime.auth.policy import Action
+from wedsync_realtime.backends.base import StreamPosition
+from wedsync_realtime.engine.history import (
+    MAX_MESSAGE_ID_LENGTH,
+    message_from_entry,
+    position_meta,
+)
 from wedsync_realtime.engine.limits import TokenBucket
 from wedsync_realtime.errors import AuthError, ChannelError, CloseCode, ErrorCode
 from wedsync_realtime.protocol.broadcast import OutboundBroadcast
@@ -26,6 +32,7 @@ from wedsync_realtime.protocol.frames import PayloadEncoding, ProtocolVersion
 from wedsync_realtime.protocol.requests import (
     AccessTokenRequest,
     BadRequest,
+    BroadcastConfig,
     BroadcastRequest,
     HeartbeatRequest,
     JoinConfig,
@@ -38,7 +45,9 @@ from wedsync_realtime.protocol.requests import (
 from wedsync_realtime.protocol.session import CHANNEL_PREFIX, OutFrame, Session
 
 if TYPE_CHECKING:
+    from wedsync_realtime.engine.hub import Subscriber
     from wedsync_realtime.engine.node import Node
+    from wedsync_realtime.settings import HistoryRule
 
 __all__ = ["Connection", "Transport"]
 
@@ -264,9 +273,10 @@ class Connection:
                 ErrorCode.POSTGRES_CHANGES_UNAVAILABLE,
                 "Postgres Changes need a database; this server runs without WEDSYNC_DATABASE_URL",
             )
-        if config.broadcast.replay is not None:
+        rule = node.history_rule(topic)
+        if config.broadcast.replay is not None and rule is None:
             raise ChannelError(
-                ErrorCode.INVALID_JOIN_PAYLOAD, "Broadcast replay is not available on this server"
+                ErrorCode.UNABLE_TO_REPLAY, f"Channel {channel} keeps no history to replay"
             )
         presence_read = (
             config.presence.enabled
@@ -287,14 +297,106 @@ class Connection:
         )
         self.memberships[topic] = membership
         self.session.joined(topic, request.join_ref)
-        node.subscribe(self, topic, membership.subject, presence=presence_read)
-        self._schedule_expiry(membership)
-        self.send(
-            self.session.reply(topic, request.ref, request.join_ref, "ok", {"postgres_changes": []})
+        # With history, live broadcasts are held back while history is read, so that the
+        # client gets the stream in offset order with nothing twice and nothing skipped.
+        subscriber = node.subscribe(
+            self, topic, membership.subject, presence=presence_read, hold=rule is not None
         )
+        self._schedule_expiry(membership)
+        response: dict[str, Any] = {"postgres_changes": []}
+        if rule is not None:
+            try:
+                await self._join_history(membership, subscriber, rule, response, request)
+            except Exception:
+                self._forget(topic)
+                raise
+            return
+        self.send(self.session.reply(topic, request.ref, request.join_ref, "ok", response))
+        self._joined(membership, presence_read)
+
+    def _joined(self, membership: Membership, presence_read: bool) -> None:
         if presence_read:
-            self.send(self.session.push(topic, "presence_state", node.presence.state(topic)))
-        self.log.info("joined %s", channel)
+            presence = self.node.presence.state(membership.topic)
+            self.send(self.session.push(membership.topic, "presence_state", presence))
+        self.log.info("joined %s", membership.channel)
+
+    async def _join_history(
+        self,
+        membership: Membership,
+        subscriber: Subscriber,
+        rule: HistoryRule,
+        response: dict[str, Any],
+        request: JoinRequest,
+    ) -> None:
+        """Finish a join on a channel with history: read it, reply with the stream position
+        (and `recovered` when recovery was asked), send the replayed messages, then the live
+        ones that arrived meanwhile, skipping those at or before the position."""
+        topic = membership.topic
+        try:
+            top, replay, recovered = await self._read_history(
+                topic, membership.config.broadcast, rule
+            )
+        except ChannelError:
+            raise
+        except Exception as exc:
+            self.log.error("history read failed on %s", topic, exc_info=exc)
+            raise ChannelError(
+                ErrorCode.HISTORY_UNAVAILABLE, "Channel history is unavailable, try again"
+            ) from None
+        if self.memberships.get(topic) is not membership:
+            return  # left (or the socket went) while history was read
+        response["position"] = position_meta(top)
+        if recovered is not None:
+            response["recovered"] = recovered
+        self.send(self.session.reply(topic, request.ref, request.join_ref, "ok", response))
+        version = self.version
+        for message in replay:
+            frame = message.frame_for(version)
+            if frame is not None:
+                self.send(frame, message.wire_for(version))
+        held, subscriber.pending = subscriber.pending or [], None
+        for message in held:
+            meta = message.meta or {}
+            if meta.get("epoch") == top.epoch and meta.get("offset", 0) <= top.offset:
+                continue  # already covered by the position (and sent if replayed)
+            frame = message.frame_for(version)
+            if frame is not None:
+                self.send(frame, message.wire_for(version))
+        self._joined(membership, subscriber.presence)
+
+    async def _read_history(
+        self, topic: str, config: BroadcastConfig, rule: HistoryRule
+    ) -> tuple[StreamPosition, list[OutboundBroadcast], bool | None]:
+        """(stream top, messages to replay, recovered — None when recovery was not asked)."""
+        history = self.node.history
+        if config.recover is not None:
+            since = StreamPosition(config.recover.offset, config.recover.epoch)
+            read = await history.read(topic, since=since, limit=rule.size)
+            if not read.recoverable:
+                self.log.info(
+                    "cannot recover %s from %s:%d (stream at %s:%d)",
+                    topic,
+                    since.epoch,
+                    since.offset,
+                    read.top.epoch,
+                    read.top.offset,
+                )
+                return read.top, [], False
+            replay = [
+                message_from_entry(topic, entry, read.top.epoch, replayed=True)
+                for entry in read.entries
+            ]
+            return read.top, replay, True
+        if config.replay is not None:
+            limit = min(config.replay.limit or self.node.settings.replay_default_limit, rule.size)
+            read = await history.read(topic, since_ms=config.replay.since, limit=rule.size)
+            # Supabase replays the newest `limit` messages since `since`, oldest first.
+            chosen = read.entries[-limit:]
+            replay = [
+                message_from_entry(topic, entry, read.top.epoch, replayed=True) for entry in chosen
+            ]
+            return read.top, replay, None
+        return await history.position(topic), [], None
 
     def _channel_principal(self, token: str | None) -> Principal:
         """The identity a channel acts as: its join token, or the connection's.
@@ -317,12 +419,19 @@ class Connection:
 
     def _shutdown(self, topic: str, system_error: str | None) -> None:
         """Close one channel: optional `system` error, then `phx_close`, then clean up."""
-        membership = self.memberships.pop(topic, None)
+        membership = self.memberships.get(topic)
         if membership is None:
             return
         if system_error is not None:
             self.send(self.session.system(topic, "error", system_error))
         self.send(self.session.close_push(topic, membership.join_ref))
+        self._forget(topic)
+
+    def _forget(self, topic: str) -> None:
+        """Drop a channel's membership and subscription without writing anything."""
+        membership = self.memberships.pop(topic, None)
+        if membership is None:
+            return
         self.session.closed(topic)
         if membership.expiry is not None:
             membership.expiry.cancel()
@@ -375,13 +484,21 @@ class Connection:
             payload=payload,
             raw=request.raw,
             encoding=request.encoding,
-            # Client-sent metadata is not forwarded (Supabase ignores it too, broadcast_handler.ex):
-            # `meta` is the server's to fill.
+            # Client metadata is not forwarded (Supabase ignores it, broadcast_handler.ex):
+            # `meta` is the server's to fill. Only its `id` is read, as an idempotency key.
         )
         exclude = None if membership.config.broadcast.self_ else self.id
-        await node.publish(message, exclude=exclude)
+        published = await node.publish(
+            message, exclude=exclude, message_id=_message_id(request.meta)
+        )
+        if published.duplicate:
+            self.log.info("duplicate broadcast %s on %s not published", published.id, request.topic)
         if ack:
-            self.send(self.session.reply(request.topic, request.ref, request.join_ref, "ok", {}))
+            self.send(
+                self.session.reply(
+                    request.topic, request.ref, request.join_ref, "ok", published.ack()
+                )
+            )
 
     async def _may_write(self, membership: Membership, action: Action, verb: str) -> bool:
         """Whether the write may go ahead; False when the channel closed while the policy was
@@ -480,6 +597,19 @@ class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: object, kwargs: Any) -> tuple[object, Any]:
         extra = self.extra or {}
         return f"[conn={extra.get('conn')} user={extra.get('user')}] {msg}", kwargs
+
+
+def _message_id(meta: dict[str, Any]) -> str | None:
+    """The client's message id (`meta.id`), which makes its broadcast idempotent."""
+    message_id = meta.get("id")
+    if message_id is None:
+        return None
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+        raise ChannelError(
+            ErrorCode.INVALID_MESSAGE,
+            f"broadcast `meta.id` must be a string of 1 to {MAX_MESSAGE_ID_LENGTH} characters",
+        )
+    return message_id
 
 
 def _json_object(raw: bytes) -> dict[str, object]:

@@ -25,6 +25,9 @@ class Subscriber:
     connection: Connection
     #: Whether this subscriber gets presence diffs (presence enabled in its join config).
     presence: bool
+    #: Broadcasts held back while the subscriber's join reads history (None: deliver at once).
+    #: The join then sends history first and these after it, skipping any it already sent.
+    pending: list[OutboundBroadcast] | None = None
 
 
 class Hub:
@@ -63,6 +66,9 @@ class Hub:
         # consumer is removed later, when its socket reports the loss).
         for conn_id, sub in subs.items():
             if conn_id == exclude:
+                continue
+            if sub.pending is not None:
+                sub.pending.append(message)
                 continue
             conn = sub.connection
             # Both are cached in the message: encoded and framed at most once per version.

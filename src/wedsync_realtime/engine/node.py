@@ -22,8 +22,9 @@ from typing import Any
 
 from wedsync_realtime.auth.jwt import Principal, TokenVerifier
 from wedsync_realtime.auth.policy import Action, ChannelPolicy
-from wedsync_realtime.backends.base import Broker, BrokerMessage
+from wedsync_realtime.backends.base import Broker, BrokerMessage, HistoryStore
 from wedsync_realtime.engine.connection import Connection
+from wedsync_realtime.engine.history import ChannelLocks, Published, history_body
 from wedsync_realtime.engine.hub import Hub, Subscriber
 from wedsync_realtime.engine.limits import KeyedRateLimiter
 from wedsync_realtime.engine.presence import PresenceDiff, PresenceRegistry
@@ -36,9 +37,12 @@ from wedsync_realtime.protocol.frames import (
     encode_message,
 )
 from wedsync_realtime.protocol.wsframe import websocket_frame
-from wedsync_realtime.settings import Settings
+from wedsync_realtime.settings import HistoryRule, Settings
 
 __all__ = ["ChannelLimit", "Node"]
+
+#: Channel names whose history rule is remembered (a cache; cleared when full).
+RULE_CACHE_SIZE = 10_000
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("wedsync_realtime.audit")
@@ -63,6 +67,7 @@ class Node:
         verifier: TokenVerifier,
         policy: ChannelPolicy,
         broker: Broker,
+        history: HistoryStore,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -71,6 +76,11 @@ class Node:
         self.verifier = verifier
         self.policy = policy
         self.broker = broker
+        self.history = history
+        self.channel_locks = ChannelLocks()
+        self._rules: dict[str, HistoryRule | None] = {}
+        #: Called by the sweeper every few seconds (e.g. to drop expired memory history).
+        self.housekeeping: list[Callable[[], None]] = []
         self.clock = clock
         self.wall_clock = wall_clock
         self.hub = Hub()
@@ -125,6 +135,7 @@ class Node:
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
         await self.broker.close()
+        await self.history.close()
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -213,13 +224,16 @@ class Node:
     # -- channels ------------------------------------------------------------------------------
 
     def subscribe(
-        self, conn: Connection, topic: str, subject: str | None, *, presence: bool
-    ) -> None:
-        """Add a local subscriber; `subject` is the user the channel counts against."""
-        if self.hub.add(topic, Subscriber(conn, presence)):
+        self, conn: Connection, topic: str, subject: str | None, *, presence: bool, hold: bool
+    ) -> Subscriber:
+        """Add a local subscriber; `subject` is the user the channel counts against. With
+        `hold`, broadcasts wait in `Subscriber.pending` until the caller releases them."""
+        subscriber = Subscriber(conn, presence, [] if hold else None)
+        if self.hub.add(topic, subscriber):
             self._background(self.broker.subscribe(topic))
         if subject is not None:
             self._user_channels[subject] += 1
+        return subscriber
 
     def unsubscribe(self, conn: Connection, topic: str, subject: str | None) -> None:
         if self.hub.remove(topic, conn.id):
@@ -232,8 +246,51 @@ class Node:
         if diff is not None:
             self._background(self.publish_presence(topic, diff))
 
-    async def publish(self, message: OutboundBroadcast, exclude: str | None = None) -> int:
-        """Fan out locally, then to other nodes. Returns the number of local deliveries."""
+    def history_rule(self, topic: str) -> HistoryRule | None:
+        """The history kept for `topic` (a `realtime:` topic); None when it keeps none."""
+        try:
+            return self._rules[topic]
+        except KeyError:
+            if len(self._rules) >= RULE_CACHE_SIZE:
+                self._rules.clear()
+            rule = self._rules[topic] = self.settings.history_rule(topic.removeprefix("realtime:"))
+            return rule
+
+    async def publish(
+        self,
+        message: OutboundBroadcast,
+        exclude: str | None = None,
+        *,
+        message_id: str | None = None,
+    ) -> Published:
+        """Give the message its id and position, then fan it out locally and to other nodes.
+
+        `message_id` makes the publish idempotent: an id already published on the channel
+        within `idempotency_ttl_s` is not published again (needs history on the channel).
+        """
+        message_id = message_id or str(uuid.uuid4())
+        rule = self.history_rule(message.topic)
+        if rule is None:
+            message.meta = {"id": message_id}
+            delivered = await self._fan_out(message, exclude)
+            return Published(message_id, None, delivered=delivered)
+        async with self.channel_locks.hold(message.topic):
+            appended = await self.history.append(
+                message.topic,
+                history_body(message),
+                message_id=message_id,
+                max_size=rule.size,
+                ttl=rule.ttl_s,
+            )
+            position = appended.position
+            if appended.duplicate:
+                return Published(message_id, position, duplicate=True)
+            message.meta = {"id": message_id, "offset": position.offset, "epoch": position.epoch}
+            delivered = await self._fan_out(message, exclude)
+        return Published(message_id, position, delivered=delivered)
+
+    async def _fan_out(self, message: OutboundBroadcast, exclude: str | None) -> int:
+        """Local subscribers first, then other nodes. Returns the local deliveries."""
         delivered = self.hub.broadcast(message, exclude)
         body: dict[str, Any] = {
             "kind": "broadcast",
@@ -307,3 +364,5 @@ class Node:
                     conn.log.info("idle for %.0f s, closing", idle)
                     conn.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
             self.message_rate.prune()
+            for task in self.housekeeping:
+                task()

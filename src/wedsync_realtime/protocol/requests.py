@@ -26,6 +26,7 @@ __all__ = [
     "PresenceAction",
     "PresenceConfig",
     "PresenceRequest",
+    "RecoverConfig",
     "ReplayConfig",
     "Request",
     "parse_join_config",
@@ -45,10 +46,20 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RecoverConfig:
+    """`config.broadcast.recover` (our extension, Centrifugo's recovery): the position of the
+    last message the client received, so the server sends exactly the ones after it."""
+
+    offset: int
+    epoch: str
+
+
+@dataclass(frozen=True, slots=True)
 class BroadcastConfig:
     self_: bool = False
     ack: bool = False
     replay: ReplayConfig | None = None
+    recover: RecoverConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +202,19 @@ def _parse_replay(value: Any) -> ReplayConfig | None:
     return ReplayConfig(since=since, limit=limit)
 
 
+def _parse_recover(value: Any) -> RecoverConfig | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError("`config.broadcast.recover` must be an object")
+    offset, epoch = value.get("offset"), value.get("epoch")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ConfigError("`config.broadcast.recover.offset` must be a non-negative integer")
+    if not isinstance(epoch, str):
+        raise ConfigError("`config.broadcast.recover.epoch` must be a string")
+    return RecoverConfig(offset=offset, epoch=epoch)
+
+
 def parse_join_config(payload: Any) -> tuple[JoinConfig, str | None]:
     """Cast a `phx_join` payload into (config, access_token).
 
@@ -218,11 +242,16 @@ def parse_join_config(payload: Any) -> tuple[JoinConfig, str | None]:
     token = payload.get("access_token", payload.get("user_token"))
     if token is not None and not isinstance(token, str):
         raise ConfigError("`access_token` must be a string")
+    replay = _parse_replay(broadcast.get("replay"))
+    recover = _parse_recover(broadcast.get("recover"))
+    if replay is not None and recover is not None:
+        raise ConfigError("`config.broadcast`: give `replay` or `recover`, not both")
     config = JoinConfig(
         broadcast=BroadcastConfig(
             self_=_flexible_bool(broadcast.get("self"), "config.broadcast.self"),
             ack=_flexible_bool(broadcast.get("ack"), "config.broadcast.ack"),
-            replay=_parse_replay(broadcast.get("replay")),
+            replay=replay,
+            recover=recover,
         ),
         presence=PresenceConfig(
             key="" if key is None else str(key),
