@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from wedsync_realtime.api import broadcast
+from wedsync_realtime.api import broadcast, history
 from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.auth.policy import NameRulesPolicy
 from wedsync_realtime.backends.memory import MemoryBroker, MemoryHistory
@@ -67,6 +67,7 @@ def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
     app = FastAPI(title="WedSync Realtime", version="0.1.0", lifespan=lifespan)
     app.state.node = node
     app.include_router(broadcast.router)
+    app.include_router(history.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from wedsync_realtime.settings import DEV_JWT_SECRET, Settings, SettingsError, TierLimits
+from wedsync_realtime.settings import (
+    DEV_JWT_SECRET,
+    HistoryRule,
+    Settings,
+    SettingsError,
+    TierLimits,
+)
 
 FREE = TierLimits(max_channels=3, messages_per_minute=10)
 PAID = TierLimits(max_channels=10, messages_per_minute=100)
@@ -197,3 +203,37 @@ def test_tiers_must_define_free_when_built_directly() -> None:
     settings = Settings(tiers={"paid": PAID})
     with pytest.raises(SettingsError, match="WEDSYNC_TIERS must define the `free` tier"):
         settings.validate()
+
+
+def test_history_defaults_and_rules() -> None:
+    default = Settings.from_env({})
+    assert default.history_rule("room") == HistoryRule("*", 100, 300.0)  # SPEC: 100 for 5 min
+    rules = json.dumps(
+        [
+            {"pattern": "typing:*", "size": 0},
+            {"pattern": "form:*", "size": 500, "ttl_s": 900},
+            {"pattern": "form:*:drafts", "size": 5},  # shadowed by the rule before it
+            {"pattern": "journey:*", "ttl_s": 60},
+        ]
+    )
+    settings = Settings.from_env({"WEDSYNC_HISTORY_RULES": rules, "WEDSYNC_HISTORY_SIZE": "50"})
+    assert settings.history_rule("typing:form-1") is None
+    assert settings.history_rule("form:1") == HistoryRule("form:*", 500, 900.0)
+    assert settings.history_rule("form:1:drafts") == HistoryRule("form:*", 500, 900.0)
+    assert settings.history_rule("journey:j1:c1") == HistoryRule("journey:*", 50, 60.0)
+    assert settings.history_rule("room") == HistoryRule("*", 50, 300.0)
+    assert Settings.from_env({"WEDSYNC_HISTORY_SIZE": "0"}).history_rule("room") is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"pattern": "x"}',
+        '[{"size": 3}]',
+        '[{"pattern": "x", "size": -2}]',
+        '[{"pattern": "x", "ttl_s": 0}]',
+    ],
+)
+def test_bad_history_rules_name_the_variable(raw: str) -> None:
+    with pytest.raises(SettingsError, match="WEDSYNC_HISTORY_RULES"):
+        Settings.from_env({"WEDSYNC_HISTORY_RULES": raw})

@@ -16,13 +16,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
+from wedsync_realtime.api.deps import get_node, service_caller
 from wedsync_realtime.auth.jwt import Principal
 from wedsync_realtime.engine.history import MAX_MESSAGE_ID_LENGTH
 from wedsync_realtime.engine.node import Node
-from wedsync_realtime.errors import AuthError
 from wedsync_realtime.protocol.broadcast import OutboundBroadcast
 from wedsync_realtime.protocol.session import CHANNEL_PREFIX
 
@@ -59,38 +59,12 @@ class BroadcastAccepted(BaseModel):
     messages: list[PublishedItem]
 
 
-def get_node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
-def service_principal(
-    node: Annotated[Node, Depends(get_node)],
-    authorization: Annotated[str | None, Header()] = None,
-    apikey: Annotated[str | None, Header()] = None,
-) -> Principal:
-    """The caller, who must be the service role. Authorization wins over apikey (AuthTenant)."""
-    token = None
-    if authorization and authorization.lower().startswith("bearer "):
-        token = authorization[7:].strip()
-    token = token or apikey
-    try:
-        principal = node.verifier.verify(token)
-    except AuthError as exc:
-        raise HTTPException(status_code=401, detail={"message": exc.message}) from None
-    if not principal.is_service:
-        raise HTTPException(
-            status_code=403, detail={"message": "Only the service role may broadcast"}
-        )
-    return principal
-
-
 @router.post("/api/broadcast", status_code=202)
 @router.post("/realtime/v1/api/broadcast", status_code=202, include_in_schema=False)
 async def broadcast(
     batch: BroadcastBatch,
     node: Annotated[Node, Depends(get_node)],
-    _principal: Annotated[Principal, Depends(service_principal)],
+    _principal: Annotated[Principal, Depends(service_caller)],
     idempotency_key: Annotated[
         str | None, Header(min_length=1, max_length=MAX_MESSAGE_ID_LENGTH - 6)
     ] = None,

@@ -311,6 +311,8 @@ class Connection:
                 self._forget(topic)
                 raise
             return
+        if config.broadcast.recover is not None:
+            response["recovered"] = False  # nothing to recover from: the client reloads
         self.send(self.session.reply(topic, request.ref, request.join_ref, "ok", response))
         self._joined(membership, presence_read)
 
