@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -78,6 +79,7 @@ class Node:
         self.broker = broker
         self.history = history
         self.channel_locks = ChannelLocks()
+        self._message_ids = itertools.count(1)
         self._rules: dict[str, HistoryRule | None] = {}
         #: Called by the sweeper every few seconds (e.g. to drop expired memory history).
         self.housekeeping: list[Callable[[], None]] = []
@@ -268,13 +270,16 @@ class Node:
         `message_id` makes the publish idempotent: an id already published on the channel
         within `idempotency_ttl_s` is not published again (needs history on the channel).
         """
-        message_id = message_id or str(uuid.uuid4())
+        # Unique without a uuid4 per message: this node's random id and a counter.
+        message_id = message_id or f"{self.id}-{next(self._message_ids)}"
         rule = self.history_rule(message.topic)
         if rule is None:
             message.meta = {"id": message_id}
             delivered = await self._fan_out(message, exclude)
             return Published(message_id, None, delivered=delivered)
-        async with self.channel_locks.hold(message.topic):
+        locks = self.channel_locks
+        await locks.acquire(message.topic)
+        try:
             appended = await self.history.append(
                 message.topic,
                 history_body(message),
@@ -287,6 +292,8 @@ class Node:
                 return Published(message_id, position, duplicate=True)
             message.meta = {"id": message_id, "offset": position.offset, "epoch": position.epoch}
             delivered = await self._fan_out(message, exclude)
+        finally:
+            locks.release(message.topic)
         return Published(message_id, position, delivered=delivered)
 
     async def _fan_out(self, message: OutboundBroadcast, exclude: str | None) -> int:
