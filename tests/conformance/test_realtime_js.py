@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -368,6 +369,30 @@ async def test_two_js_clients_exchange_broadcasts(server: RunningServer, js: JsF
     # self: false: neither got its own message (each ack came after its fan-out).
     assert [e["message"]["event"] for e in alice.seen("broadcast")] == ["pong"]
     assert [e["message"]["event"] for e in bob.seen("broadcast")] == ["ping"]
+
+
+@pytest.mark.parametrize("vsn", [None, "1.0.0"], ids=["vsn-default", "vsn-1.0.0"])
+async def test_broadcast_replay_on_join(
+    server: RunningServer, js: JsFactory, vsn: str | None
+) -> None:
+    # Published before alice joins; realtime-js asks for replay on private channels only.
+    service = {"Authorization": f"Bearer {server.token('svc', role='service_role')}"}
+    messages = [{"topic": "user:alice", "event": "note", "payload": {"n": n}} for n in (1, 2, 3)]
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        response = await http.post("/api/broadcast", json={"messages": messages}, headers=service)
+    assert response.status_code == 202
+    alice = await js(server, "alice", vsn=vsn)
+
+    await alice.join(
+        "user:alice", {"private": True, "broadcast": {"replay": {"since": 0, "limit": 2}}}
+    )
+
+    replayed = [await alice.wait_for("broadcast", channel="user:alice") for _ in range(2)]
+    assert [(e["message"]["payload"], e["message"]["meta"]["replayed"]) for e in replayed] == [
+        ({"n": 2}, True),
+        ({"n": 3}, True),
+    ]
+    assert [e["message"]["meta"]["offset"] for e in replayed] == [2, 3]
 
 
 async def test_js_v2_and_raw_v1_client_exchange_broadcasts(
