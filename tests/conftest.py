@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +30,13 @@ TIME_FACTOR = float(os.environ.get("WEDSYNC_TEST_TIME_FACTOR", "1"))
 
 
 def make_settings(**overrides: Any) -> Settings:
-    base = Settings(jwt_secret=TEST_SECRET, jwt_secret_is_default=False, shutdown_grace_s=1.0)
+    # data_dir ":memory:": each server's embedded store lives in memory, nothing in ./var.
+    base = Settings(
+        jwt_secret=TEST_SECRET,
+        jwt_secret_is_default=False,
+        shutdown_grace_s=1.0,
+        data_dir=Path(":memory:"),
+    )
     return dataclasses.replace(base, **overrides)
 
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from wedsync_realtime.api import broadcast, history
+from wedsync_realtime.api import broadcast, history, wedsync
 from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.auth.policy import NameRulesPolicy
 from wedsync_realtime.backends.memory import MemoryBroker, MemoryHistory
@@ -21,8 +21,9 @@ from wedsync_realtime.engine.node import Node
 from wedsync_realtime.logs import install_log_filters
 from wedsync_realtime.settings import Settings
 from wedsync_realtime.transport.asgi import WebSocketEndpoint
-from wedsync_realtime.wedding.directory import MemoryDirectory
+from wedsync_realtime.wedding.directory import Directory, MemoryDirectory
 from wedsync_realtime.wedding.policy import CatalogPolicy
+from wedsync_realtime.wedding.runtime import open_embedded_directory, runtime_for
 
 __all__ = ["RealtimeApp", "build_app", "build_node"]
 
@@ -39,14 +40,19 @@ def build_node(settings: Settings) -> Node:
             "for this server. Set WEDSYNC_JWT_SECRET before exposing it."
         )
     # The WedSync catalog decides its own channels (supplier:, couple:, wedding:, ...) whatever
-    # the client's `private` flag says; every other channel follows the name rules. The
-    # directory is empty until the domain layer fills it, so catalog channels stay closed to
-    # everyone but the service role (and `user:`/`broadcast:` keep their rules).
+    # the client's `private` flag says; every other channel follows the name rules. On the
+    # embedded default the rules read the WedSync tables of the server's SQLite store (the
+    # domain services write the same store: `build_app` finds it through the policy); on
+    # PostgreSQL the directory is empty for now, so catalog channels stay closed to everyone
+    # but the service role (and `user:`/`broadcast:` keep their rules).
+    directory: Directory = MemoryDirectory()
+    if settings.database_url is None:
+        directory = open_embedded_directory(settings)
     history = MemoryHistory(idempotency_ttl=settings.idempotency_ttl_s)
     node = Node(
         settings,
         verifier=TokenVerifier(settings.jwt_secret),
-        policy=CatalogPolicy(MemoryDirectory(), fallback=NameRulesPolicy()),
+        policy=CatalogPolicy(directory, fallback=NameRulesPolicy()),
         broker=MemoryBroker(),
         history=history,
     )
@@ -58,16 +64,24 @@ def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
     """The ASGI application. The node starts and stops with the application's lifespan."""
     install_log_filters()
     node = node if node is not None else build_node(settings)
+    # The WedSync services on the node's embedded store (None on PostgreSQL).
+    wedding = runtime_for(node)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with node:
-            yield
+        try:
+            async with node:
+                yield
+        finally:
+            if wedding is not None:
+                wedding.close()
 
     app = FastAPI(title="WedSync Realtime", version="0.1.0", lifespan=lifespan)
     app.state.node = node
+    app.state.wedding = wedding
     app.include_router(broadcast.router)
     app.include_router(history.router)
+    wedsync.install(app)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

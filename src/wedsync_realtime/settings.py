@@ -77,8 +77,11 @@ class Settings:
     jwt_secret: str = DEV_JWT_SECRET
     #: True when `jwt_secret` is the development default.
     jwt_secret_is_default: bool = True
-    #: Where the embedded default keeps its SQLite database.
+    #: Where the embedded default keeps its SQLite database; ``:memory:`` keeps it in memory
+    #: (nothing on disk, gone at exit: tests and throwaway demos).
     data_dir: Path = Path("var")
+    #: Load the WedSync demo wedding (idempotently) into the embedded store at start-up.
+    demo: bool = False
     #: PostgreSQL URL for production mode; None means the embedded default.
     database_url: str | None = None
     #: Seconds without any frame (heartbeats included) before a socket is closed (Phoenix: 60 s).
@@ -201,6 +204,16 @@ def _parse(key: str, raw: str, parser: Callable[[str], T]) -> T:
         raise SettingsError(f"{key}: invalid value {raw!r}: {exc}") from None
 
 
+def _parse_bool(raw: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case)."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _parse_tiers(raw: str) -> dict[str, TierLimits]:
     """`{"free": {"max_channels": 3, "messages_per_minute": 10}, ...}`, merged over defaults."""
     data = json.loads(raw)
@@ -243,6 +256,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "port": int,
     "jwt_secret": str,
     "data_dir": Path,
+    "demo": _parse_bool,
     "database_url": str,
     "idle_timeout_s": float,
     "max_frame_bytes": int,

@@ -95,6 +95,12 @@ class CatalogPolicy:
         self._directory = directory
         self._fallback = fallback
 
+    @property
+    def directory(self) -> Directory:
+        """The facts the rules read (the composition root hands the same store to the
+        domain services)."""
+        return self._directory
+
     async def authorize(
         self, principal: Principal, channel: str, action: Action, *, private: bool
     ) -> Decision:
