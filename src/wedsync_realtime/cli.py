@@ -1,4 +1,4 @@
-"""`wedsync-realtime`: serve, mint development tokens, and migrate the database."""
+"""`wedsync-realtime`: serve, mint tokens, migrate the database, inspect change capture."""
 
 from __future__ import annotations
 
@@ -40,7 +40,67 @@ def _parser() -> argparse.ArgumentParser:
         "migrate",
         help=f"apply the database migrations to {PREFIX}DATABASE_URL (versioned, idempotent)",
     )
+    cdc = commands.add_parser("cdc", help="change capture: replication slot status and removal")
+    cdc_commands = cdc.add_subparsers(dest="cdc_command", required=True)
+    for name, text in (
+        ("status", "print the replication slot's status and lag as JSON"),
+        ("drop-slot", "drop the replication slot (WAL it retained is released)"),
+    ):
+        sub = cdc_commands.add_parser(name, help=text)
+        sub.add_argument(
+            "--slot",
+            default=None,
+            help=f"slot name (default {PREFIX}CDC_SLOT_NAME or wedsync_realtime)",
+        )
     return parser
+
+
+def _database_url(environ: Mapping[str, str], command: str) -> str | None:
+    url = environ.get(f"{PREFIX}DATABASE_URL", "").strip()
+    if not url:
+        print(
+            f"wedsync-realtime: {command} needs {PREFIX}DATABASE_URL (postgresql://...), "
+            "which is not set",
+            file=sys.stderr,
+        )
+        return None
+    return url
+
+
+def _cdc(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """`cdc status` / `cdc drop-slot`: like `migrate`, only the database URL matters here."""
+    import asyncio
+
+    import psycopg
+
+    from wedsync_realtime.cdc.slot import SlotError, drop_slot, slot_status, validate_slot_name
+
+    url = _database_url(environ, f"cdc {args.cdc_command}")
+    if url is None:
+        return 2
+    slot = args.slot or environ.get(f"{PREFIX}CDC_SLOT_NAME", "").strip() or "wedsync_realtime"
+
+    async def run() -> int:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            if args.cdc_command == "status":
+                status = await slot_status(conn, slot)
+                if status is None:
+                    print(json.dumps({"slot_name": slot, "exists": False}))
+                    return 1
+                print(json.dumps({"exists": True, **status.as_dict()}))
+                return 0
+            if await drop_slot(conn, slot):
+                print(f"dropped replication slot {slot}")
+            else:
+                print(f"no replication slot named {slot}; nothing to drop")
+            return 0
+
+    try:
+        validate_slot_name(slot)
+        return asyncio.run(run())
+    except (SlotError, psycopg.Error) as exc:
+        print(f"wedsync-realtime: cdc {args.cdc_command} failed: {exc}", file=sys.stderr)
+        return 1
 
 
 def _migrate(environ: Mapping[str, str]) -> int:
@@ -50,13 +110,8 @@ def _migrate(environ: Mapping[str, str]) -> int:
 
     from wedsync_realtime.store.migrate import MigrationError, migrate
 
-    url = environ.get(f"{PREFIX}DATABASE_URL", "").strip()
-    if not url:
-        print(
-            f"wedsync-realtime: migrate needs {PREFIX}DATABASE_URL (postgresql://...), "
-            "which is not set",
-            file=sys.stderr,
-        )
+    url = _database_url(environ, "migrate")
+    if url is None:
         return 2
     try:
         applied = migrate(url)
@@ -88,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "migrate":
         return _migrate(os.environ)
+    if args.command == "cdc":
+        return _cdc(args, os.environ)
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:
