@@ -17,6 +17,8 @@ from wedsync_realtime.api import broadcast, history, wedsync
 from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.auth.policy import NameRulesPolicy
 from wedsync_realtime.backends.memory import MemoryBroker, MemoryHistory
+from wedsync_realtime.cdc.capture import CaptureConfig
+from wedsync_realtime.cdc.subscriptions import PostgresChanges
 from wedsync_realtime.engine.node import Node
 from wedsync_realtime.logs import install_log_filters
 from wedsync_realtime.settings import Settings
@@ -49,12 +51,22 @@ def build_node(settings: Settings) -> Node:
     if settings.database_url is None:
         directory = open_embedded_directory(settings)
     history = MemoryHistory(idempotency_ttl=settings.idempotency_ttl_s)
+    postgres_changes = None
+    if settings.database_url is not None:
+        postgres_changes = PostgresChanges(
+            CaptureConfig(
+                dsn=settings.database_url,
+                slot_name=settings.cdc_slot_name,
+                publication=settings.cdc_publication,
+            )
+        )
     node = Node(
         settings,
         verifier=TokenVerifier(settings.jwt_secret),
         policy=CatalogPolicy(directory, fallback=NameRulesPolicy()),
         broker=MemoryBroker(),
         history=history,
+        postgres_changes=postgres_changes,
     )
     node.housekeeping.append(history.prune)
     return node
@@ -66,6 +78,10 @@ def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
     node = node if node is not None else build_node(settings)
     # The WedSync services on the node's embedded store (None on PostgreSQL).
     wedding = runtime_for(node)
+    if wedding is not None:
+        # Last seen (7 days): the engine reports who it sees; the domain stores it.
+        node.presence_listener = wedding.presence
+        node.housekeeping.append(wedding.presence.housekeeping)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

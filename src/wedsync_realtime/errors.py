@@ -71,6 +71,9 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_EVENT = "UnknownEvent"
     INVALID_MESSAGE = "InvalidMessage"
     POSTGRES_CHANGES_UNAVAILABLE = "PostgresChangesUnavailable"
+    #: A `postgres_changes` binding that cannot be subscribed (bad filter, unknown table or
+    #: column, no SELECT privilege, non-key filter without REPLICA IDENTITY FULL).
+    POSTGRES_CHANGES_BINDING = "InvalidPostgresChangesBinding"
     #: Supabase's code for a replay that cannot be served (reference notes §4.3).
     UNABLE_TO_REPLAY = "UnableToReplayMessages"
     #: The history store failed while a join read it (e.g. its server is unreachable).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import itertools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -84,6 +85,11 @@ class Settings:
     demo: bool = False
     #: PostgreSQL URL for production mode; None means the embedded default.
     database_url: str | None = None
+    #: Logical replication slot of Postgres Changes (durable: changes committed while the server
+    #: is down are delivered when it is back; `wedsync-realtime cdc drop-slot` removes it).
+    cdc_slot_name: str = "wedsync_realtime"
+    #: Publication whose tables Postgres Changes captures (created by `wedsync-realtime migrate`).
+    cdc_publication: str = "wedsync_realtime"
     #: Seconds without any frame (heartbeats included) before a socket is closed (Phoenix: 60 s).
     idle_timeout_s: float = 60.0
     #: Largest WebSocket frame accepted; a bigger one closes the socket with 1009.
@@ -97,6 +103,15 @@ class Settings:
     #: Presence track/untrack calls per minute per connection (after a burst of 10); Supabase
     #: allows 5 per 30 s, our clients debounce presence to one per 2 s (SPEC.md).
     presence_per_minute: int = 30
+    #: Seconds without activity before a WedSync presence (a meta with a `status`) goes from
+    #: online to idle (SPEC.md "Presence": 120 s) ...
+    presence_idle_after_s: float = 120.0
+    #: ... to away (600 s) ...
+    presence_away_after_s: float = 600.0
+    #: ... and to offline (3,600 s); busy skips idle and away. Counted from the last activity.
+    presence_offline_after_s: float = 3_600.0
+    #: Days a user's last-seen time is kept (SPEC.md: 7).
+    last_seen_retention_days: float = 7.0
     #: Connections one user (JWT `sub`) may hold at once.
     max_connections_per_user: int = 10
     #: Channels one user may have joined across all their connections (SPEC.md: 50).
@@ -186,6 +201,7 @@ class Settings:
         for name in ("history_ttl_s", "idempotency_ttl_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        self._validate_presence()
         if "free" not in self.tiers:
             raise SettingsError(f"{PREFIX}TIERS must define the `free` tier")
         if self.log_level.upper() not in logging.getLevelNamesMapping():
@@ -195,6 +211,17 @@ class Settings:
                 f"{PREFIX}JWT_SECRET must be set outside embedded mode "
                 f"({PREFIX}DATABASE_URL is set)"
             )
+
+    def _validate_presence(self) -> None:
+        steps = ("presence_idle_after_s", "presence_away_after_s", "presence_offline_after_s")
+        for name in (*steps, "last_seen_retention_days"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        for lower, higher in itertools.pairwise(steps):
+            if getattr(self, lower) >= getattr(self, higher):
+                raise SettingsError(
+                    f"{PREFIX}{higher.upper()} must be greater than {PREFIX}{lower.upper()}"
+                )
 
 
 def _parse(key: str, raw: str, parser: Callable[[str], T]) -> T:
@@ -258,12 +285,18 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "data_dir": Path,
     "demo": _parse_bool,
     "database_url": str,
+    "cdc_slot_name": str,
+    "cdc_publication": str,
     "idle_timeout_s": float,
     "max_frame_bytes": int,
     "max_payload_bytes": int,
     "send_queue_max": int,
     "joins_per_second": int,
     "presence_per_minute": int,
+    "presence_idle_after_s": float,
+    "presence_away_after_s": float,
+    "presence_offline_after_s": float,
+    "last_seen_retention_days": float,
     "max_connections_per_user": int,
     "max_channels_per_user": int,
     "service_role_max_channels": int,

@@ -20,6 +20,7 @@ import orjson
 from wedsync_realtime.auth.jwt import Principal
 from wedsync_realtime.auth.policy import Action
 from wedsync_realtime.backends.base import StreamPosition
+from wedsync_realtime.cdc.subscriptions import BindingError, Identity
 from wedsync_realtime.engine.history import (
     MAX_MESSAGE_ID_LENGTH,
     message_from_entry,
@@ -94,6 +95,8 @@ class Membership:
     #: Policy decisions for writes, asked lazily on first use (as Supabase does).
     writes: dict[Action, bool] = field(default_factory=dict)
     expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
+    #: Pushes (postgres_changes, system) made before the join reply went out; sent after it.
+    early: list[OutFrame] | None = field(default=None, repr=False)
 
     @property
     def channel(self) -> str:
@@ -268,7 +271,7 @@ class Connection:
             )
         config = request.config
         await node.require(principal, channel, Action.SUBSCRIBE, config.private, "read from")
-        if config.postgres_changes:
+        if config.postgres_changes and node.postgres_changes is None:
             raise ChannelError(
                 ErrorCode.POSTGRES_CHANGES_UNAVAILABLE,
                 "Postgres Changes need a database; this server runs without WEDSYNC_DATABASE_URL",
@@ -304,6 +307,14 @@ class Connection:
         )
         self._schedule_expiry(membership)
         response: dict[str, Any] = {"postgres_changes": []}
+        if config.postgres_changes:
+            try:
+                response["postgres_changes"] = await self._subscribe_changes(membership)
+            except ChannelError:
+                self._forget(topic)
+                raise
+            if self.memberships.get(topic) is not membership:
+                return  # left (or the socket went) while the bindings were checked
         if rule is not None:
             try:
                 await self._join_history(membership, subscriber, rule, response, request)
@@ -316,9 +327,64 @@ class Connection:
         self.send(self.session.reply(topic, request.ref, request.join_ref, "ok", response))
         self._joined(membership, presence_read)
 
+    async def _subscribe_changes(self, membership: Membership) -> list[dict[str, Any]]:
+        """Subscribe the join's `postgres_changes` bindings; returns their echo with ids.
+
+        Changes go out as `postgres_changes` pushes and capture status as `system` messages
+        (`extension: postgres_changes`), both on the channel's current join_ref; any made before
+        the join reply is sent (e.g. while history is read) wait in `Membership.early` and follow
+        the reply, as "Subscribed to PostgreSQL" must (reference notes §2.2).
+        """
+        changes = self.node.postgres_changes
+        assert changes is not None
+        topic = membership.topic
+        session = self.session
+
+        def push(event: str, payload: dict[str, Any]) -> None:
+            if self.memberships.get(topic) is not membership:
+                return
+            frame = session.push(topic, event, payload)
+            if membership.early is not None:
+                membership.early.append(frame)  # the join reply has not gone out yet
+            else:
+                self.send(frame)
+
+        def deliver(payload: dict[str, Any]) -> None:
+            push("postgres_changes", payload)
+
+        def on_system(payload: dict[str, Any]) -> None:
+            push("system", dict(payload, channel=membership.channel))
+
+        membership.early = []
+
+        try:
+            return await changes.subscribe(
+                self.id,
+                topic,
+                [binding.raw for binding in membership.config.postgres_changes],
+                Identity.from_claims(membership.principal.claims),
+                deliver,
+                on_system,
+            )
+        except BindingError as exc:
+            raise ChannelError(ErrorCode.POSTGRES_CHANGES_BINDING, str(exc)) from None
+        except Exception as exc:  # the database is unreachable
+            self.log.error("postgres_changes subscription failed on %s", topic, exc_info=exc)
+            raise ChannelError(
+                ErrorCode.POSTGRES_CHANGES_UNAVAILABLE,
+                "Unable to subscribe to changes: the database is unavailable, try again",
+            ) from None
+
     def _joined(self, membership: Membership, presence_read: bool) -> None:
+        """The join reply (and any replay) went out: send what waited for it."""
+        early, membership.early = membership.early, None
+        for frame in early or ():
+            self.send(frame)
         if presence_read:
-            presence = self.node.presence.state(membership.topic)
+            # Hidden ("appear offline") presences are seen by their owner only.
+            presence = self.node.presence.state(
+                membership.topic, viewer=self.node.presence_owner(self)
+            )
             self.send(self.session.push(membership.topic, "presence_state", presence))
         self.log.info("joined %s", membership.channel)
 
@@ -438,6 +504,8 @@ class Connection:
         if membership.expiry is not None:
             membership.expiry.cancel()
         self.node.unsubscribe(self, topic, membership.subject)
+        if membership.config.postgres_changes and self.node.postgres_changes is not None:
+            self.node.postgres_changes.unsubscribe(self.id, topic)
 
     def shutdown_all(self, system_error: str) -> None:
         """Close every channel with a `system` error (server shutdown)."""
@@ -450,6 +518,8 @@ class Connection:
             if membership.expiry is not None:
                 membership.expiry.cancel()
             self.node.unsubscribe(self, topic, membership.subject)
+        if self.node.postgres_changes is not None:
+            self.node.postgres_changes.unsubscribe_all(self.id)
         self.memberships.clear()
         self._close = self._close or (CloseCode.NORMAL, "")
         self._queue.clear()
@@ -490,6 +560,7 @@ class Connection:
             # `meta` is the server's to fill. Only its `id` is read, as an idempotency key.
         )
         exclude = None if membership.config.broadcast.self_ else self.id
+        node.presence_activity(self, request.topic)  # a broadcast is activity, a heartbeat not
         published = await node.publish(
             message, exclude=exclude, message_id=_message_id(request.meta)
         )
@@ -536,13 +607,12 @@ class Connection:
         if not await self._may_write(membership, Action.PRESENCE_WRITE, "track presence on"):
             return
         if request.action is PresenceAction.TRACK:
-            diff = node.presence.track(
-                request.topic, self.id, membership.presence_key, request.payload
-            )
+            # Statuses, "appear offline" and last seen: Node.track_presence.
+            await node.track_presence(self, request.topic, membership.presence_key, request.payload)
         else:
-            diff = node.presence.untrack(request.topic, self.id)
-        if diff is not None:
-            await node.publish_presence(request.topic, diff)
+            diff = node.untrack_presence(self, request.topic)
+            if diff is not None:
+                await node.publish_presence(request.topic, diff)
         self.send(self.session.reply(request.topic, request.ref, request.join_ref, "ok", {}))
 
     # -- tokens --------------------------------------------------------------------------------
@@ -573,6 +643,11 @@ class Connection:
         membership.principal = principal
         membership.writes.clear()
         self._schedule_expiry(membership)
+        if membership.config.postgres_changes and self.node.postgres_changes is not None:
+            # Later row-visibility checks use the new claims (Supabase re-reads them too).
+            self.node.postgres_changes.update_identity(
+                self.id, Identity.from_claims(principal.claims), request.topic
+            )
 
     def _schedule_expiry(self, membership: Membership) -> None:
         if membership.expiry is not None:

@@ -24,11 +24,22 @@ from typing import Any
 from wedsync_realtime.auth.jwt import Principal, TokenVerifier
 from wedsync_realtime.auth.policy import Action, ChannelPolicy
 from wedsync_realtime.backends.base import Broker, BrokerMessage, HistoryStore
+from wedsync_realtime.cdc.subscriptions import PostgresChanges
 from wedsync_realtime.engine.connection import Connection
 from wedsync_realtime.engine.history import ChannelLocks, Published, history_body
 from wedsync_realtime.engine.hub import Hub, Subscriber
 from wedsync_realtime.engine.limits import KeyedRateLimiter
 from wedsync_realtime.engine.presence import PresenceDiff, PresenceRegistry
+from wedsync_realtime.engine.presence_status import (
+    ACTIVE,
+    PresenceListener,
+    Status,
+    StatusClock,
+    Thresholds,
+    declared_status,
+    is_hidden,
+    iso_time,
+)
 from wedsync_realtime.errors import ChannelError, CloseCode, ConnectionRefused, ErrorCode
 from wedsync_realtime.protocol.broadcast import OutboundBroadcast
 from wedsync_realtime.protocol.frames import (
@@ -37,6 +48,7 @@ from wedsync_realtime.protocol.frames import (
     ProtocolVersion,
     encode_message,
 )
+from wedsync_realtime.protocol.session import OutFrame
 from wedsync_realtime.protocol.wsframe import websocket_frame
 from wedsync_realtime.settings import HistoryRule, Settings
 
@@ -49,6 +61,9 @@ log = logging.getLogger(__name__)
 audit = logging.getLogger("wedsync_realtime.audit")
 
 SHUTDOWN_MESSAGE = "Server is shutting down"
+
+#: Longest the presence status clock sleeps before looking at its deadlines again.
+MAX_DECAY_WAIT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +84,7 @@ class Node:
         policy: ChannelPolicy,
         broker: Broker,
         history: HistoryStore,
+        postgres_changes: PostgresChanges | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -78,6 +94,8 @@ class Node:
         self.policy = policy
         self.broker = broker
         self.history = history
+        #: Database change capture; None on the embedded default (no database).
+        self.postgres_changes = postgres_changes
         self.channel_locks = ChannelLocks()
         self._message_ids = itertools.count(1)
         self._rules: dict[str, HistoryRule | None] = {}
@@ -87,6 +105,19 @@ class Node:
         self.wall_clock = wall_clock
         self.hub = Hub()
         self.presence = PresenceRegistry(self.id)
+        #: Server-side status decay of WedSync presence metas (`engine.presence_status`).
+        self.presence_clock = StatusClock(
+            Thresholds(
+                settings.presence_idle_after_s,
+                settings.presence_away_after_s,
+                settings.presence_offline_after_s,
+            )
+        )
+        #: Told whenever a user is seen (last-seen records); set by the composition root.
+        self.presence_listener: PresenceListener | None = None
+        self._decayer: asyncio.Task[None] | None = None
+        self._decay_wake = asyncio.Event()
+        self._decay_at: float | None = None
         self.message_rate = KeyedRateLimiter(clock)
         self.connections: dict[str, Connection] = {}
         self._per_user: Counter[str] = Counter()
@@ -111,7 +142,10 @@ class Node:
 
     async def start(self) -> None:
         await self.broker.start(self)
+        if self.postgres_changes is not None:
+            await self.postgres_changes.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="node-sweeper")
+        self._decayer = asyncio.create_task(self._decay_loop(), name="node-presence-decay")
         self.accepting = True
 
     async def drain(self) -> None:
@@ -136,6 +170,12 @@ class Node:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+        if self._decayer is not None:
+            self._decayer.cancel()
+            await asyncio.gather(self._decayer, return_exceptions=True)
+            self._decayer = None
+        if self.postgres_changes is not None:
+            await self.postgres_changes.stop()
         await self.broker.close()
         await self.history.close()
 
@@ -244,7 +284,7 @@ class Node:
             self._user_channels[subject] -= 1
             if self._user_channels[subject] <= 0:
                 del self._user_channels[subject]
-        diff = self.presence.untrack(topic, conn.id)
+        diff = self.untrack_presence(conn, topic)
         if diff is not None:
             self._background(self.publish_presence(topic, diff))
 
@@ -311,16 +351,126 @@ class Node:
         return delivered
 
     async def publish_presence(self, topic: str, diff: PresenceDiff) -> None:
-        self._push_presence(topic, diff.payload())
-        body = {"kind": "presence_diff", "diff": diff.payload()}
+        body: dict[str, Any] = {"kind": "presence_diff", "diff": diff.payload()}
+        if diff.owner is not None:
+            # A hidden presence: its owner gets the diff, everyone else `others` (or nothing).
+            others = diff.others.payload() if diff.others is not None else None
+            body = {**body, "diff": others, "owner": diff.owner, "owner_diff": diff.payload()}
+        self._push_presence(topic, body)
         await self.broker.publish(BrokerMessage(topic, self.id, body))
 
-    def _push_presence(self, topic: str, payload: dict[str, Any]) -> None:
-        frames = {}
-        for version in ProtocolVersion:
-            frame = encode_message(version, Message(topic, "presence_diff", payload))
-            frames[version] = (frame, websocket_frame(frame))
-        self.hub.push_presence(topic, frames)
+    def _push_presence(self, topic: str, body: dict[str, Any]) -> None:
+        shared = body["diff"]
+        frames = _presence_frames(topic, shared) if shared is not None else None
+        owner = body.get("owner")
+        if owner is None:
+            if frames is not None:
+                self.hub.push_presence(topic, frames)
+            return
+        own_frames = _presence_frames(topic, body["owner_diff"])
+        self.hub.push_presence(
+            topic, frames, private=(lambda conn: self.presence_owner(conn) == owner, own_frames)
+        )
+
+    # -- presence (WedSync statuses: engine.presence_status) ----------------------------------
+
+    @staticmethod
+    def presence_owner(conn: Connection) -> str:
+        """Who sees a hidden presence of `conn`: its user, or the connection itself."""
+        return conn.principal.subject or conn.id
+
+    async def track_presence(
+        self, conn: Connection, topic: str, key: str, payload: dict[str, Any]
+    ) -> None:
+        """A client's `track`: registry, status clock and last seen, then the diff."""
+        hidden = is_hidden(payload)
+        old = self.presence.get(topic, conn.id)
+        diff = self.presence.track(
+            topic, conn.id, key, payload, owner=self.presence_owner(conn), hidden=hidden
+        )
+        declared = declared_status(payload)
+        wall = self.wall_clock()
+        if declared is None:
+            self.presence_clock.forget(topic, conn.id)
+            seen_at = wall
+        else:
+            deadline = self.presence_clock.track(topic, conn.id, declared, self.clock(), wall)
+            if deadline is not None and (self._decay_at is None or deadline < self._decay_at):
+                self._decay_wake.set()
+            tracked = self.presence_clock.get(topic, conn.id)
+            seen_at = tracked.since_wall if tracked is not None else wall
+        if not hidden:
+            self._seen(conn, declared, seen_at)
+        elif old is not None and not old.hidden:
+            self._seen(conn, Status.OFFLINE, wall)  # "appear offline" from now: last seen now
+        if diff is not None:
+            await self.publish_presence(topic, diff)
+
+    def untrack_presence(self, conn: Connection, topic: str) -> PresenceDiff | None:
+        """Forget `conn`'s presence on `topic` (the caller publishes the diff); a visible
+        presence leaving is a last-seen moment if it was active until now."""
+        entry = self.presence.get(topic, conn.id)
+        diff = self.presence.untrack(topic, conn.id)
+        tracked = self.presence_clock.forget(topic, conn.id)
+        if entry is not None and not entry.hidden:
+            wall = self.wall_clock()
+            if tracked is None:
+                self._seen(conn, None, wall)
+            else:
+                at = wall if tracked.current in ACTIVE else tracked.since_wall
+                self._seen(conn, tracked.current, at)
+        return diff
+
+    def presence_activity(self, conn: Connection, topic: str) -> None:
+        """Activity other than a track (a broadcast on `topic`): restarts the connection's
+        inactivity clock there, restoring a decayed status. Plain metas: nothing to do."""
+        clock = self.presence_clock
+        if clock.get(topic, conn.id) is None:
+            return
+        wall = self.wall_clock()
+        restored = clock.activity(topic, conn.id, self.clock(), wall)
+        entry = self.presence.get(topic, conn.id)
+        if entry is not None and not entry.hidden:
+            self._seen(conn, restored or declared_status(entry.payload), wall)
+        if restored is not None:
+            diff = self.presence.replace_meta(topic, conn.id, {})
+            if diff is not None:
+                self._background(self.publish_presence(topic, diff))
+
+    async def decay_presence(self) -> int:
+        """Apply every status change that is due (see `StatusClock`); returns how many.
+        The new meta names the last activity unless the client's own meta does."""
+        changes = self.presence_clock.due(self.clock())
+        for change in changes:
+            entry = self.presence.get(change.topic, change.conn_id)
+            if entry is None:
+                continue
+            overrides: dict[str, Any] = {"status": str(change.status)}
+            if "last_activity" not in entry.payload:
+                overrides["last_activity"] = iso_time(change.last_activity)
+            diff = self.presence.replace_meta(change.topic, change.conn_id, overrides)
+            if diff is not None:
+                await self.publish_presence(change.topic, diff)
+        return len(changes)
+
+    def _seen(self, conn: Connection, status: Status | None, at: float) -> None:
+        listener, subject = self.presence_listener, conn.principal.subject
+        if listener is not None and subject is not None:
+            listener.seen(subject, str(status) if status is not None else None, at)
+
+    async def _decay_loop(self) -> None:
+        """Sleep until the next status change is due, or a track brings a sooner one."""
+        while True:
+            self._decay_wake.clear()
+            deadline = self._decay_at = self.presence_clock.next_deadline()
+            delay = MAX_DECAY_WAIT_S if deadline is None else deadline - self.clock()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(max(delay, 0.0), MAX_DECAY_WAIT_S)):
+                    await self._decay_wake.wait()
+            try:
+                await self.decay_presence()
+            except Exception:
+                log.exception("presence status decay failed")
 
     async def handle_message(self, message: BrokerMessage) -> None:
         """A message from another node: deliver it to the local subscribers."""
@@ -339,7 +489,7 @@ class Node:
                 )
             )
         elif body.get("kind") == "presence_diff":
-            self._push_presence(message.channel, body["diff"])
+            self._push_presence(message.channel, body)
 
     # -- housekeeping --------------------------------------------------------------------------
 
@@ -373,3 +523,14 @@ class Node:
             self.message_rate.prune()
             for task in self.housekeeping:
                 task()
+
+
+def _presence_frames(
+    topic: str, payload: dict[str, Any]
+) -> dict[ProtocolVersion, tuple[OutFrame, bytes]]:
+    """A `presence_diff` encoded and framed once per protocol version."""
+    frames: dict[ProtocolVersion, tuple[OutFrame, bytes]] = {}
+    for version in ProtocolVersion:
+        frame = encode_message(version, Message(topic, "presence_diff", payload))
+        frames[version] = (frame, websocket_frame(frame))
+    return frames
