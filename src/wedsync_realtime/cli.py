@@ -15,6 +15,7 @@ from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.logs import configure_logging
 from wedsync_realtime.server import Server, uvicorn_config
 from wedsync_realtime.settings import PREFIX, Settings, SettingsError
+from wedsync_realtime.wedding.demo_cli import run_demo
 
 __all__ = ["main"]
 
@@ -36,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         help="extra claim; V is parsed as JSON when it is JSON (repeatable)",
     )
     token.add_argument("--ttl", type=int, default=3600, help="seconds until `exp`")
+    demo = commands.add_parser(
+        "demo",
+        help="load the demo wedding into the embedded store and print a token per demo user",
+    )
+    demo.add_argument("--json", action="store_true", help="print the tokens as JSON")
     commands.add_parser(
         "migrate",
         help=f"apply the database migrations to {PREFIX}DATABASE_URL (versioned, idempotent)",
@@ -153,8 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":
         print(TokenVerifier(settings.jwt_secret).sign(_claims(args)))
         return 0
+    if args.command == "demo":
+        return run_demo(settings, as_json=args.json)
     configure_logging(settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if str(settings.data_dir) != ":memory:":  # ":memory:" keeps the store in memory
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     node = build_node(settings)
     app = build_app(settings, node)
     host = args.host or settings.host

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import jwt
 import pytest
@@ -112,3 +114,18 @@ async def test_sigterm_drains_channels_then_exits(
     # After its graceful shutdown uvicorn re-raises the signal it caught, so a supervisor sees
     # the process end by SIGTERM, as it asked.
     assert await asyncio.wait_for(process.wait(), 15) == -signal.SIGTERM
+
+
+async def test_demo_command_loads_the_store_and_prints_working_tokens(tmp_path: Path) -> None:
+    env = _env(WEDSYNC_DATA_DIR=str(tmp_path))
+    code, out, err = await _run("demo", "--json", env=env)
+    assert code == 0, err
+    demo = json.loads(out)
+    assert (tmp_path / "wedsync.sqlite3").exists()
+    assert {"james", "emma"} <= {user["user_id"] for user in demo["users"]}
+    for user in demo["users"]:
+        claims = jwt.decode(user["token"], TEST_SECRET, algorithms=["HS256"])
+        assert claims["sub"] == user["user_id"] and claims["role"] == "authenticated"
+    # Loading again is harmless.
+    again, _, err = await _run("demo", "--json", env=env)
+    assert again == 0, err
