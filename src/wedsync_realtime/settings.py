@@ -90,8 +90,10 @@ class Settings:
     cdc_slot_name: str = "wedsync_realtime"
     #: Publication whose tables Postgres Changes captures (created by `wedsync-realtime migrate`).
     cdc_publication: str = "wedsync_realtime"
-    #: Seconds without any frame (heartbeats included) before a socket is closed (Phoenix: 60 s).
-    idle_timeout_s: float = 60.0
+    #: Seconds without any frame (heartbeats included) before a socket is closed. Phoenix uses
+    #: 60 s; ours is longer because phones heartbeat every 60 s (the SDK's `mobile` profile) and
+    #: a socket must outlive one late heartbeat.
+    idle_timeout_s: float = 90.0
     #: Largest WebSocket frame accepted; a bigger one closes the socket with 1009.
     max_frame_bytes: int = 1_048_576
     #: Largest broadcast or presence payload (SPEC.md: 64 KB); bigger ones are refused.

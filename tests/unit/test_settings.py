@@ -29,7 +29,8 @@ def test_defaults() -> None:
     assert settings.jwt_secret_is_default is True
     assert settings.database_url is None
     assert settings.data_dir == Path("var")
-    assert settings.idle_timeout_s == 60.0  # Phoenix's websocket idle timeout
+    # Longer than Phoenix's 60 s, so that a phone heartbeating every 60 s is not cut off.
+    assert settings.idle_timeout_s == 90.0
     assert settings.max_payload_bytes == 65_536
     assert settings.tier_limits("free") == FREE
     for tier in ("paid", "starter", "professional", "scale", "enterprise"):
