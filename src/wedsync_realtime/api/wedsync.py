@@ -173,10 +173,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Add the WedSync routers and error handlers to `app`."""
-    from wedsync_realtime.api import realtime_api, wedsync_domain, wedsync_notifications
+    from wedsync_realtime.api import (
+        realtime_api,
+        realtime_presence,
+        wedsync_domain,
+        wedsync_notifications,
+    )
 
     app.include_router(wedsync_domain.router)
     app.include_router(wedsync_notifications.router)
     app.include_router(realtime_api.router)
+    app.include_router(realtime_presence.router)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -6,7 +6,7 @@ nothing is serialised per subscriber (DESIGN.md, "What flows through the server"
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,10 +79,23 @@ class Hub:
         return delivered
 
     def push_presence(
-        self, topic: str, frames: Mapping[ProtocolVersion, tuple[OutFrame, bytes]]
+        self,
+        topic: str,
+        frames: Mapping[ProtocolVersion, tuple[OutFrame, bytes]] | None,
+        private: tuple[
+            Callable[[Connection], bool], Mapping[ProtocolVersion, tuple[OutFrame, bytes]]
+        ]
+        | None = None,
     ) -> None:
         """Queue a presence diff, as (frame, framed bytes) per version, for the topic's
-        presence-enabled subscribers."""
+        presence-enabled subscribers. With `private` (a test and its frames), the connections
+        the test picks get those frames instead (a hidden presence's owner); `frames` None
+        sends the others nothing."""
         for sub in self._topics.get(topic, {}).values():
-            if sub.presence:
-                sub.connection.send(*frames[sub.connection.version])
+            if not sub.presence:
+                continue
+            conn = sub.connection
+            if private is not None and private[0](conn):
+                conn.send(*private[1][conn.version])
+            elif frames is not None:
+                conn.send(*frames[conn.version])

@@ -28,6 +28,7 @@ from wedsync_realtime.wedding.forms import FormService
 from wedsync_realtime.wedding.journeys import JourneyService
 from wedsync_realtime.wedding.notifications import NotificationService
 from wedsync_realtime.wedding.policy import CatalogPolicy
+from wedsync_realtime.wedding.presence import LastSeenRecorder
 from wedsync_realtime.wedding.router import EventRouter, Publisher, RouteReport
 from wedsync_realtime.wedding.sqlite_directory import SqliteDirectory
 from wedsync_realtime.wedding.sqlite_stores import (
@@ -74,7 +75,12 @@ class WeddingRuntime:
     """The domain services on one SQLite store, and the router their events go through."""
 
     def __init__(
-        self, directory: SqliteDirectory, publisher: Publisher, *, clock: Clock = utc_now
+        self,
+        directory: SqliteDirectory,
+        publisher: Publisher,
+        *,
+        clock: Clock = utc_now,
+        last_seen_retention_days: float = 7.0,
     ) -> None:
         self.directory = directory
         self.database = directory.database
@@ -93,6 +99,8 @@ class WeddingRuntime:
             SqliteFormStore(self.database), directory, self.notifications, clock=clock
         )
         self.last_seen = SqliteLastSeenStore(self.database)
+        #: The node's presence listener (wired by `app.py`): last seen, kept 7 days.
+        self.presence = LastSeenRecorder(self.last_seen, retention_days=last_seen_retention_days)
         #: Where change capture hands its transactions (PostgreSQL; see `change_feed`).
         self.changes = ChangeFeed(self.router, self.core_fields, self.forms)
 
@@ -129,5 +137,9 @@ def runtime_for(node: Node) -> WeddingRuntime | None:
     no SQLite store (PostgreSQL mode, or a node built with another directory)."""
     policy = node.policy
     if isinstance(policy, CatalogPolicy) and isinstance(policy.directory, SqliteDirectory):
-        return WeddingRuntime(policy.directory, node)
+        return WeddingRuntime(
+            policy.directory,
+            node,
+            last_seen_retention_days=node.settings.last_seen_retention_days,
+        )
     return None
