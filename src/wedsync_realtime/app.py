@@ -101,9 +101,19 @@ def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
-        """200 while the server accepts connections, 503 while it shuts down."""
+        """200 while the server accepts connections, 503 while it shuts down. With Postgres
+        Changes, `postgres_changes` says whether capture streams and its lag: WAL bytes
+        received or announced by PostgreSQL but not yet handed to fan-out and acknowledged."""
         if node.accepting:
-            return JSONResponse({"status": "ok", "connections": len(node.connections)})
+            body: dict[str, object] = {"status": "ok", "connections": len(node.connections)}
+            changes = node.postgres_changes
+            if changes is not None:
+                body["postgres_changes"] = {
+                    "streaming": changes.ready,
+                    "lag_bytes": changes.lag_bytes,
+                    "subscriptions": changes.subscription_count(),
+                }
+            return JSONResponse(body)
         return JSONResponse({"status": "shutting_down"}, status_code=503)
 
     @app.exception_handler(HTTPException)

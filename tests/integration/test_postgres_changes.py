@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -122,6 +123,13 @@ async def test_changes_reach_the_subscribers_allowed_to_see_them(
     # And Olivia never saw Emma's rows: her next one is her own again.
     await write(db_url, core_field(COUPLE_2, "Boathouse"))
     assert (await next_change(olivia)).payload["data"]["record"]["value"] == "Boathouse"
+
+    # The health endpoint reports capture and its lag (the lag metric).
+    async with httpx.AsyncClient(base_url=pg_server.http_url) as http:
+        health = (await http.get("/healthz")).json()
+    capture = health["postgres_changes"]
+    assert capture["streaming"] is True and capture["subscriptions"] == 2
+    assert isinstance(capture["lag_bytes"], int) and capture["lag_bytes"] >= 0
 
 
 async def test_bad_bindings_are_refused_at_join(pg_server: RunningServer, db_url: str) -> None:
