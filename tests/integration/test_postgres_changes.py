@@ -4,6 +4,7 @@ subscribers whose bindings match and whose row-level security lets them see the 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
 from tests.conftest import RunningServer
 from tests.support.cdc import drop_test_slot, migrated_database, unique_slot, write
@@ -169,3 +171,42 @@ async def test_token_expiry_stops_deliveries(pg_server: RunningServer, db_url: s
     await short.send("phoenix", "heartbeat", {}, ref)
     frame = await short.recv()
     assert (frame.event, frame.ref) == ("phx_reply", ref)
+
+
+async def test_realtime_py_receives_changes_unchanged(
+    pg_server: RunningServer, db_url: str
+) -> None:
+    """The official Python client, unmodified: subscribe with a filter, get the INSERT."""
+    client = AsyncRealtimeClient(f"{pg_server.ws_url}/socket", token=pg_server.token(str(USER_1)))
+    await client.connect()
+    try:
+        received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        subscribed = asyncio.Event()
+        system: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        channel = client.channel("py-db")
+        channel.on_postgres_changes(
+            "INSERT",
+            lambda payload: received.put_nowait(dict(payload)),
+            table="core_field_values",
+            schema="public",
+            filter=f"couple_id=eq.{COUPLE_1}",
+        )
+        channel.on_system(lambda payload: system.put_nowait(dict(payload)))
+
+        def on_state(state: RealtimeSubscribeStates, error: Exception | None) -> None:
+            if state is RealtimeSubscribeStates.SUBSCRIBED:
+                subscribed.set()
+
+        await channel.subscribe(on_state)
+        await asyncio.wait_for(subscribed.wait(), TIMEOUT)
+        ready = await asyncio.wait_for(system.get(), TIMEOUT)
+        assert ready["message"] == "Subscribed to PostgreSQL"
+
+        await write(db_url, core_field(COUPLE_2, "Not for Emma"), core_field(COUPLE_1, "Garden"))
+        payload = await asyncio.wait_for(received.get(), TIMEOUT)
+        data = payload["data"]
+        assert (data["type"], data["table"]) == ("INSERT", "core_field_values")
+        assert data["record"]["value"] == "Garden"
+        assert data["record"]["couple_id"] == str(COUPLE_1)
+    finally:
+        await client.close()
