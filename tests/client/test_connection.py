@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import struct
 
 import orjson
@@ -196,3 +198,35 @@ async def test_channels_come_back_after_a_server_drain(server: RunningServer) ->
         await recorder.wait_count(2)
         assert recorder.values == [0, 1] and recorder.reloads == []
         assert closes == ["Server is shutting down"]
+
+
+class _Ceiling(random.Random):
+    """A "random" source that always picks the longest delay full jitter allows."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+async def test_backoff_restarts_after_a_connection_the_server_answered(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A phone whose signal drops every second: each connection is cut soon after the rejoin
+    # succeeded. Each retry must wait at most the base delay, not 2x, 4x, 8x ... of it.
+    base = 0.05
+    client = fast_client(
+        server.ws_url, server.token("u1"), reconnect_base=base, reconnect_cap=30.0, rng=_Ceiling()
+    )
+    caplog.set_level(logging.INFO, logger="wedsync_realtime.client.client")
+    async with client, client.channel("room") as channel:
+        for _ in range(4):
+            await channel.wait_joined(WAIT)
+            states = StateLog(client)  # this cut's states only
+            assert abort_all(server) == 1
+            await states.wait_for_sequence(DISCONNECTED, RECONNECTING, CONNECTED)
+        await channel.wait_joined(WAIT)
+    delays = [
+        float(record.getMessage().split()[2])
+        for record in caplog.records
+        if record.getMessage().startswith("reconnecting in ")
+    ]
+    assert delays == [base] * 4, delays

@@ -44,8 +44,10 @@ Profile = Literal["default", "mobile"]
 #: Heartbeat interval per profile, seconds (SPEC.md: every 30 s; phones wake the radio less).
 HEARTBEAT_INTERVALS: dict[str, float] = {"default": 30.0, "mobile": 60.0}
 
-#: A connection that lived this long resets the backoff; one dropped sooner keeps backing off, so
-#: a server that accepts and closes at once is not hammered.
+#: A connection that lived this long, or on which the server answered anything (a join reply, a
+#: message), resets the backoff; one dropped sooner and silent keeps backing off, so a server
+#: that accepts and closes at once is not hammered, while a phone whose signal flaps every few
+#: seconds still reconnects after the base delay each time.
 STABLE_AFTER_S = 5.0
 
 
@@ -128,6 +130,8 @@ class RealtimeClient:
         self._closing = False
         self._first_outcome: asyncio.Future[None] | None = None
         self._connected_at = 0.0
+        #: Whether the server answered on the last connection (see `Link.served`).
+        self._served = False
         #: Connections made so far (1 after the first connect).
         self.connections = 0
 
@@ -328,7 +332,7 @@ class RealtimeClient:
                 return
             if reason is None:  # connected, then lost
                 reason = self._states.reason
-                if loop.time() - self._connected_at >= STABLE_AFTER_S:
+                if self._served or loop.time() - self._connected_at >= STABLE_AFTER_S:
                     attempt = 0
             self._settle_first()
             if self.state is ConnectionState.ERROR:
@@ -386,6 +390,7 @@ class RealtimeClient:
             reason = await link.run()
         finally:
             self._link = None
+            self._served = link.served
             for channel in list(self._channels.values()):
                 channel._detach(link)
             if not link.closed:

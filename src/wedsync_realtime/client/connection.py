@@ -167,6 +167,8 @@ class Link:
         self._heartbeat_ref: str | None = None
         self._drop_reason: str | None = None
         self.closed = False
+        #: Whether the server has sent a frame that decodes (a reply or a push): it serves us.
+        self.served = False
 
     def next_ref(self) -> str:
         return self._refs.next()
@@ -271,6 +273,7 @@ class Link:
         except FrameError as exc:
             log.warning("ignoring a frame that does not decode: %s", exc.reason)
             return
+        self.served = True
         if message.event == "phx_reply":
             if message.topic == PHOENIX_TOPIC and message.ref == self._heartbeat_ref:
                 self._heartbeat_ref = None
