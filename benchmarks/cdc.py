@@ -47,7 +47,6 @@ import math
 import os
 import random
 import shlex
-import statistics
 import sys
 import tempfile
 import time
@@ -80,6 +79,7 @@ from benchmarks.fanout import (
     wait_listening,
     ws_path,
 )
+from benchmarks.stats import field_medians
 from benchmarks.wsclient import LOOPBACK, Stats, WsClient
 from tests.support.cdc import migrated_database, unique_slot
 
@@ -653,14 +653,8 @@ def table_row(r: Result, name: str) -> str:
 
 
 def median_result(results: list[Result]) -> Result:
-    """Field-wise median of the numeric fields."""
-    base = dataclasses.replace(results[0])
-    for f in dataclasses.fields(Result):
-        values = [getattr(r, f.name) for r in results]
-        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            med = statistics.median(values)
-            setattr(base, f.name, type(values[0])(med) if isinstance(values[0], int) else med)
-    return base
+    """Field-wise median of the numeric fields (the first run's labels)."""
+    return field_medians(results)
 
 
 # -- CLI ----------------------------------------------------------------------------------------

@@ -51,7 +51,6 @@ import resource
 import shlex
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from benchmarks.stats import field_medians
 from benchmarks.wsclient import LOOPBACK, HttpPublisher, Stats, WsClient, encode_frame, open_client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -697,14 +697,8 @@ def table_row(r: Result, label: str = "") -> str:
 
 
 def median_result(results: list[Result]) -> Result:
-    """Field-wise median of numeric fields (the first run's labels)."""
-    base = dataclasses.replace(results[0])
-    for f in dataclasses.fields(Result):
-        values = [getattr(r, f.name) for r in results]
-        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            med = statistics.median(values)
-            setattr(base, f.name, type(values[0])(med) if isinstance(values[0], int) else med)
-    return base
+    """Field-wise median of the numeric fields (the first run's labels)."""
+    return field_medians(results)
 
 
 # -- CLI ----------------------------------------------------------------------------------------

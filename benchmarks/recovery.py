@@ -61,7 +61,6 @@ import math
 import os
 import random
 import socket
-import statistics
 import struct
 import sys
 import tempfile
@@ -89,6 +88,7 @@ from benchmarks.fanout import (
     stop,
     wait_listening,
 )
+from benchmarks.stats import field_medians
 from benchmarks.wsclient import LOOPBACK, HttpPublisher
 from wedsync_realtime.client import (
     Broadcast,
@@ -679,16 +679,10 @@ def table_row(r: Result, name: str) -> str:
 
 
 def median_result(results: list[Result]) -> Result:
-    """Field-wise median of the numeric fields; lost, duplicated and out-of-order are maxima."""
-    base = dataclasses.replace(results[0])
-    worst = {"lost", "duplicated", "out_of_order", "stuck_rejoins", "reloads"}
-    for f in dataclasses.fields(Result):
-        values = [getattr(r, f.name) for r in results]
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            continue
-        value = max(values) if f.name in worst else statistics.median(values)
-        setattr(base, f.name, round(value) if isinstance(values[0], int) else value)
-    return base
+    """Field-wise median of the numeric fields; loss counts are maxima."""
+    return field_medians(
+        results, worst={"lost", "duplicated", "out_of_order", "stuck_rejoins", "reloads"}
+    )
 
 
 # -- CLI -------------------------------------------------------------------------------------------
