@@ -11,10 +11,11 @@ same round trip as the row-level security check (`cdc.rls`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from wedsync_realtime.cdc.messages import ColumnValue, ReplicaIdentity
 from wedsync_realtime.cdc.relations import ChangeAction
+from wedsync_realtime.timestamps import iso_millis as format_commit_timestamp
 
 __all__ = [
     "CapturedChange",
@@ -89,9 +90,3 @@ class Transaction:
     end_lsn: int
     commit_time: datetime
     changes: tuple[CapturedChange, ...]
-
-
-def format_commit_timestamp(moment: datetime) -> str:
-    """``2026-01-01T00:00:00.000Z``: UTC, milliseconds, as Supabase's ``to_char(... 'MS')``."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wedsync_realtime.timestamps import iso_millis
+
 __all__ = [
     "ACTIVE",
     "PresenceListener",
@@ -81,8 +83,7 @@ def is_hidden(payload: Mapping[str, Any]) -> bool:
 
 def iso_time(wall: float) -> str:
     """``2025-06-14T14:00:00.000Z``, as the WedSync events write times."""
-    moment = dt.datetime.fromtimestamp(wall, dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_millis(dt.datetime.fromtimestamp(wall, dt.UTC))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeAlias, TypeVar
 
+from wedsync_realtime.timestamps import iso_millis as iso_timestamp
 from wedsync_realtime.wedding.channels import ChannelKind, ChannelRef
 
 __all__ = [
@@ -44,12 +45,6 @@ T = TypeVar("T")
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def iso_timestamp(moment: dt.datetime) -> str:
-    """``2025-06-14T14:00:00.000Z``: sortable as text, parsed by every JavaScript client."""
-    utc = moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def channel_name(kind: ChannelKind, *ids: str) -> str:
