@@ -11,7 +11,6 @@ when history no longer holds all of it, with `recovered: false` and nothing, nev
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,70 +95,34 @@ class ChannelLocks:
 
     Used as `await locks.acquire(channel)` ... `locks.release(channel)` in try/finally rather
     than as a context manager: this is on every publish, and the uncontended path here is a
-    dict lookup and two counter updates.
+    dict lookup, a counter update and `asyncio.Lock.acquire`'s fast path.
     """
 
     def __init__(self) -> None:
-        self._locks: dict[str, _ChannelLock] = {}
+        # channel -> (its lock, holders and waiters)
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     async def acquire(self, channel: str) -> None:
-        lock = self._locks.get(channel)
-        if lock is None:
-            lock = self._locks[channel] = _ChannelLock()
-        lock.users += 1
-        if lock.held:
-            try:
-                await lock.wait()
-            except BaseException:
-                self._drop_user(channel, lock)
-                raise
-        lock.held = True
+        entry = self._locks.get(channel)
+        if entry is None:
+            entry = self._locks[channel] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._drop_user(channel, users)
+            raise
 
     def release(self, channel: str) -> None:
-        lock = self._locks[channel]
-        lock.held = False
-        self._drop_user(channel, lock)
-        lock.wake_next()
+        lock, users = self._locks[channel]
+        lock.release()
+        self._drop_user(channel, users)
 
-    def _drop_user(self, channel: str, lock: _ChannelLock) -> None:
-        lock.users -= 1
-        if lock.users == 0:
+    def _drop_user(self, channel: str, users: list[int]) -> None:
+        users[0] -= 1
+        if users[0] == 0:
             del self._locks[channel]
 
     def __len__(self) -> int:
         return len(self._locks)
-
-
-class _ChannelLock:
-    """A FIFO lock: waiters are woken one at a time, in the order they came."""
-
-    __slots__ = ("_waiters", "held", "users")
-
-    def __init__(self) -> None:
-        self.held = False
-        #: Holders and waiters.
-        self.users = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    async def wait(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-            elif waiter.done() and not waiter.cancelled():
-                # Woken and cancelled at once: the turn reserved for us goes to the next one.
-                self.held = False
-                self.wake_next()
-            raise
-        # Woken: the lock is ours; `held` is set by `acquire`.
-
-    def wake_next(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                self.held = True  # reserved for the woken waiter, so no newcomer barges in
-                return
