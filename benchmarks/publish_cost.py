@@ -7,7 +7,6 @@ what history's append, the channel lock and the message id add to every broadcas
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 
@@ -20,7 +19,12 @@ CHANNELS = 100
 
 
 async def cost_us(history_size: int) -> float:
-    settings = dataclasses.replace(Settings(), history_size=history_size, data_dir=Path(":memory:"))
+    settings = Settings(
+        jwt_secret="publish-cost",
+        jwt_secret_is_default=False,
+        history_size=history_size,
+        data_dir=Path(":memory:"),
+    )
     async with build_node(settings) as node:
         start = time.perf_counter()
         for i in range(MESSAGES):
