@@ -58,6 +58,7 @@ from wedsync_realtime.cdc.capture import (
     CaptureState,
     CaptureStatus,
     ChangeCapture,
+    Consumer,
 )
 from wedsync_realtime.cdc.catalog import Catalog, TableInfo
 from wedsync_realtime.cdc.changes import (
@@ -182,6 +183,7 @@ class PostgresChanges:
         self._index: dict[tuple[str, str], dict[tuple[str, str], _Subscription]] = {}
         self.changes_delivered = 0
         self.changes_withheld = 0
+        self._transaction_listeners: list[Consumer] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -206,6 +208,12 @@ class PostgresChanges:
     def lag_bytes(self) -> int:
         """WAL received or announced but not yet acknowledged (see `ChangeCapture.lag_bytes`)."""
         return self.capture.lag_bytes
+
+    def add_transaction_listener(self, listener: Consumer) -> None:
+        """Also hand every captured batch of transactions to `listener` (the WedSync domain
+        feed). It runs before the batch is acknowledged, so a crash re-reads the batch: a
+        listener must tolerate seeing a transaction twice."""
+        self._transaction_listeners.append(listener)
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -319,6 +327,16 @@ class PostgresChanges:
 
     async def _consume(self, transactions: Sequence[Transaction]) -> None:
         """Match, check visibility in one round trip, deliver; capture acks after this returns."""
+        for listener in self._transaction_listeners:
+            try:
+                await listener(transactions)
+            except psycopg.OperationalError:
+                raise  # the database is away: capture retries the batch after backoff
+            except Exception:
+                # A listener's bug must not stall every subscriber's stream behind one batch.
+                logger.exception(
+                    "a transaction listener failed; its events for this batch are lost"
+                )
         identities: dict[Identity, int] = {}
         tables: dict[int, TableCheck] = {}
         planned: list[_Planned] = []
