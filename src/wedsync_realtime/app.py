@@ -23,8 +23,10 @@ from wedsync_realtime.engine.node import Node
 from wedsync_realtime.logs import install_log_filters
 from wedsync_realtime.settings import Settings
 from wedsync_realtime.transport.asgi import WebSocketEndpoint
-from wedsync_realtime.wedding.directory import Directory, MemoryDirectory
+from wedsync_realtime.wedding.captured import DomainCapture
+from wedsync_realtime.wedding.directory import Directory
 from wedsync_realtime.wedding.policy import CatalogPolicy
+from wedsync_realtime.wedding.postgres_stores import PostgresDirectory, domain_pool
 from wedsync_realtime.wedding.runtime import open_embedded_directory, runtime_for
 
 __all__ = ["RealtimeApp", "build_app", "build_node"]
@@ -42,14 +44,15 @@ def build_node(settings: Settings) -> Node:
             "for this server. Set WEDSYNC_JWT_SECRET before exposing it."
         )
     # The WedSync catalog decides its own channels (supplier:, couple:, wedding:, ...) whatever
-    # the client's `private` flag says; every other channel follows the name rules. On the
-    # embedded default the rules read the WedSync tables of the server's SQLite store (the
-    # domain services write the same store: `build_app` finds it through the policy); on
-    # PostgreSQL the directory is empty for now, so catalog channels stay closed to everyone
-    # but the service role (and `user:`/`broadcast:` keep their rules).
-    directory: Directory = MemoryDirectory()
+    # the client's `private` flag says; every other channel follows the name rules. The rules
+    # read the WedSync tables: of the server's SQLite store on the embedded default, of
+    # PostgreSQL in production mode. The domain services use the same store (`build_app`
+    # finds it through the policy: `runtime_for`).
+    directory: Directory
     if settings.database_url is None:
         directory = open_embedded_directory(settings)
+    else:
+        directory = PostgresDirectory(domain_pool(settings.database_url))
     history = MemoryHistory(idempotency_ttl=settings.idempotency_ttl_s)
     postgres_changes = None
     if settings.database_url is not None:
@@ -82,15 +85,21 @@ def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
         # Last seen (7 days): the engine reports who it sees; the domain stores it.
         node.presence_listener = wedding.presence
         node.housekeeping.append(wedding.presence.housekeeping)
+        if node.postgres_changes is not None:
+            # Production mode: the platform writes the WedSync tables; their committed changes
+            # become domain events through the same router as the embedded write API's.
+            node.postgres_changes.add_transaction_listener(DomainCapture(wedding.changes).consume)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if wedding is not None:
+            await wedding.open()
         try:
             async with node:
                 yield
         finally:
             if wedding is not None:
-                wedding.close()
+                await wedding.close()
 
     app = FastAPI(title="WedSync Realtime", version="0.1.0", lifespan=lifespan)
     app.state.node = node

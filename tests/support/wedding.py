@@ -68,7 +68,7 @@ def demo_world() -> World:
         journey_store=journey_store,
         notifications=notifications,
         core_fields=CoreFieldsService(
-            core_field_store, core_field_store, directory, notifications, clock=clock
+            core_field_store, directory, directory, notifications, clock=clock
         ),
         journeys=JourneyService(journey_store, directory, notifications, clock=clock),
         forms=FormService(SqliteFormStore(database), directory, notifications, clock=clock),

@@ -177,8 +177,19 @@ async def test_a_captured_form_submission_yields_form_submitted(world: World) ->
     submitted = await feed.events_for(
         [DomainChange("form_responses", ChangeType.UPDATE, after, before)]
     )
-    assert [e.event for e in submitted] == ["form_submitted"]
+    # As the write API's submit: the event, then a notification for each of the supplier's users.
+    supplier_users = await world.directory.supplier_users(demo.photographer)
+    assert [e.event for e in submitted] == ["form_submitted"] + ["notification_new"] * len(
+        supplier_users
+    )
     assert submitted[0].payload["user_name"] == "Emma"
+    assert [e.channels for e in submitted[1:]] == [(f"user:{u}",) for u in supplier_users]
+    # Seen again (change capture re-reading the transaction): the same notification, not a new one.
+    again = await feed.events_for(
+        [DomainChange("form_responses", ChangeType.UPDATE, after, before)]
+    )
+    assert [message_id(e) for e in again] == [message_id(e) for e in submitted]
+    assert await world.notifications.unread_count(supplier_users[0]) == 1
     typed = {**before, "data": {"family_groups": "x", "photo_style": "candid"}}
     updated = await feed.events_for(
         [DomainChange("form_responses", ChangeType.UPDATE, typed, before)]

@@ -4,8 +4,10 @@ The endpoints live in `wedsync_domain` (core fields, journeys, forms), `wedsync_
 and `realtime_api` (SPEC.md "REST API shapes": channels, status, events). This module holds
 what they share:
 
-* `get_wedding` — the `WeddingRuntime` (503 when the server has no embedded store, i.e. on
-  PostgreSQL, where the platform writes the WedSync tables itself);
+* `get_wedding` — the `WeddingRuntime` (SQLite on the embedded default, PostgreSQL in
+  production mode); `get_writable_wedding` and `get_journeys` answer 503 in production mode,
+  where the platform writes core fields, forms and journeys itself and change capture
+  announces them;
 * `wedsync_user` — the caller as a WedSync user: the JWT `sub` is the user id of
   ``user_profiles``; a verified token without a profile is refused (403);
 * `operator` — the service role or an admin profile, for operations endpoints;
@@ -35,6 +37,7 @@ from wedsync_realtime.errors import ChannelError
 from wedsync_realtime.wedding.core_fields import VersionConflict
 from wedsync_realtime.wedding.directory import UserProfile, UserType
 from wedsync_realtime.wedding.errors import DomainError
+from wedsync_realtime.wedding.journeys import JourneyService
 from wedsync_realtime.wedding.runtime import WeddingRuntime
 
 __all__ = [
@@ -76,14 +79,33 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 def get_wedding(request: Request) -> WeddingRuntime:
     wedding: WeddingRuntime | None = getattr(request.app.state, "wedding", None)
     if wedding is None:
-        raise HTTPException(
-            503,
-            {
-                "message": "The WedSync write API runs on the embedded store only "
-                "(WEDSYNC_DATABASE_URL is set: the platform writes the WedSync tables)"
-            },
-        )
+        raise HTTPException(503, {"message": "This server has no WedSync store"})
     return wedding
+
+
+#: Why the write API of core fields, forms and journeys is off in production mode.
+WRITES_ON_POSTGRES = (
+    "The WedSync write API runs on the embedded store only (WEDSYNC_DATABASE_URL is set: the "
+    "platform writes the WedSync tables and change capture announces their changes)"
+)
+
+
+def get_writable_wedding(
+    wedding: Annotated[WeddingRuntime, Depends(get_wedding)],
+) -> WeddingRuntime:
+    """The runtime, when it serves the write API of core fields, forms and journeys."""
+    if not wedding.writes:
+        raise HTTPException(503, {"message": WRITES_ON_POSTGRES})
+    return wedding
+
+
+def get_journeys(
+    wedding: Annotated[WeddingRuntime, Depends(get_writable_wedding)],
+) -> JourneyService:
+    """The journey service (the embedded default keeps journey definitions)."""
+    if wedding.journeys is None:
+        raise HTTPException(503, {"message": WRITES_ON_POSTGRES})
+    return wedding.journeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +164,8 @@ async def read_access(node: Node, principal: Principal, channel: str) -> None:
 
 NodeDep = Annotated[Node, Depends(get_node)]
 WeddingDep = Annotated[WeddingRuntime, Depends(get_wedding)]
+WritableWeddingDep = Annotated[WeddingRuntime, Depends(get_writable_wedding)]
+JourneysDep = Annotated[JourneyService, Depends(get_journeys)]
 ActorDep = Annotated[Actor, Depends(wedsync_user)]
 
 

@@ -21,8 +21,10 @@ from wedsync_realtime.api.wedsync import (
     ERROR_RESPONSES,
     ActorDep,
     ErrorBody,
+    JourneysDep,
     NodeDep,
     WeddingDep,
+    WritableWeddingDep,
     operator,
     read_access,
 )
@@ -104,7 +106,7 @@ async def get_core_fields(
 
 @router.patch("/couples/{couple_id}/core-fields", responses=_CONFLICT)
 async def patch_core_fields(
-    couple_id: str, body: CoreFieldsPatch, actor: ActorDep, wedding: WeddingDep
+    couple_id: str, body: CoreFieldsPatch, actor: ActorDep, wedding: WritableWeddingDep
 ) -> CoreFieldsUpdated:
     """Change core fields (the couple only), each based on the version the writer saw; a stale
     version refuses the whole change with 409 naming the current value."""
@@ -118,7 +120,11 @@ async def patch_core_fields(
 
 @router.put("/couples/{couple_id}/core-fields/{field_name}", responses=_CONFLICT)
 async def put_core_field(
-    couple_id: str, field_name: str, body: FieldChangeIn, actor: ActorDep, wedding: WeddingDep
+    couple_id: str,
+    field_name: str,
+    body: FieldChangeIn,
+    actor: ActorDep,
+    wedding: WritableWeddingDep,
 ) -> CoreFieldsUpdated:
     """Change one core field (as PATCH with one change)."""
     outcome = await wedding.core_fields.update_field(
@@ -183,40 +189,44 @@ _STEP_CONFLICT: dict[int | str, dict[str, Any]] = {
 
 @router.get("/journeys/{journey_id}")
 async def get_journey(
-    journey_id: str, principal: PrincipalDep, node: NodeDep, wedding: WeddingDep
+    journey_id: str, principal: PrincipalDep, node: NodeDep, journeys: JourneysDep
 ) -> JourneyOut:
     """A couple's journey with its steps (its supplier and its couple)."""
     await read_access(node, principal, channel_name(ChannelKind.JOURNEY_PROGRESS, journey_id))
-    return JourneyOut.of(await wedding.journeys.get(journey_id))
+    return JourneyOut.of(await journeys.get(journey_id))
 
 
 @router.post("/journeys/{journey_id}/steps/{step_id}/complete", responses=_STEP_CONFLICT)
 async def complete_journey_step(
-    journey_id: str, step_id: str, actor: ActorDep, wedding: WeddingDep
+    journey_id: str, step_id: str, actor: ActorDep, journeys: JourneysDep, wedding: WeddingDep
 ) -> JourneyOut:
     """Complete an available step (the couple or the supplier); the next step opens."""
-    outcome = await wedding.journeys.complete_step(journey_id, step_id, completed_by=actor.user_id)
+    outcome = await journeys.complete_step(journey_id, step_id, completed_by=actor.user_id)
     return JourneyOut.of(await wedding.deliver(outcome))
 
 
 @router.post("/journeys/{journey_id}/steps/{step_id}/email-opened")
 async def journey_email_opened(
-    journey_id: str, step_id: str, _operator: OperatorDep, wedding: WeddingDep
+    journey_id: str,
+    step_id: str,
+    _operator: OperatorDep,
+    journeys: JourneysDep,
+    wedding: WeddingDep,
 ) -> JourneyOut:
     """The couple opened the step's email (reported by the mailer: service role or admin)."""
-    return JourneyOut.of(
-        await wedding.deliver(await wedding.journeys.email_opened(journey_id, step_id))
-    )
+    return JourneyOut.of(await wedding.deliver(await journeys.email_opened(journey_id, step_id)))
 
 
 @router.post("/journeys/{journey_id}/steps/{step_id}/task-due")
 async def journey_task_due(
-    journey_id: str, step_id: str, _operator: OperatorDep, wedding: WeddingDep
+    journey_id: str,
+    step_id: str,
+    _operator: OperatorDep,
+    journeys: JourneysDep,
+    wedding: WeddingDep,
 ) -> JourneyOut:
     """The step's task is due (reported by the scheduler: service role or admin)."""
-    return JourneyOut.of(
-        await wedding.deliver(await wedding.journeys.task_due(journey_id, step_id))
-    )
+    return JourneyOut.of(await wedding.deliver(await journeys.task_due(journey_id, step_id)))
 
 
 # -- forms ------------------------------------------------------------------------------------
@@ -290,7 +300,7 @@ async def get_form_response(
 
 @router.put("/forms/{form_id}/response/fields/{field_id}")
 async def answer_form_field(
-    form_id: str, field_id: str, body: AnswerIn, actor: ActorDep, wedding: WeddingDep
+    form_id: str, field_id: str, body: AnswerIn, actor: ActorDep, wedding: WritableWeddingDep
 ) -> FormResponseOut:
     """Save one answer of the caller's couple (``form_field_updated`` to the supplier)."""
     outcome = await wedding.forms.update_field(form_id, field_id, body.value, user_id=actor.user_id)
@@ -299,7 +309,9 @@ async def answer_form_field(
 
 
 @router.post("/forms/{form_id}/response/submit")
-async def submit_form(form_id: str, actor: ActorDep, wedding: WeddingDep) -> FormResponseOut:
+async def submit_form(
+    form_id: str, actor: ActorDep, wedding: WritableWeddingDep
+) -> FormResponseOut:
     """Submit the caller's couple's response (every required field answered)."""
     response = await wedding.deliver(await wedding.forms.submit(form_id, user_id=actor.user_id))
     return FormResponseOut.of(response, await wedding.forms.form(form_id))

@@ -140,11 +140,7 @@ class ChangeFeed:
         )
         user = response.updated_by
         if response.status == "submitted" and old.get("status") != "submitted":
-            return list(
-                await self._forms.response_events(
-                    "form_submitted", form, response, field_id=None, user_id=user
-                )
-            )
+            return list(await self._forms.submission_events(form, response, user_id=user))
         before = old.get("data")
         old_data = before if isinstance(before, dict) else {}
         changed = [k for k, v in response.data.items() if old_data.get(k) != v]

@@ -393,6 +393,8 @@ class CoreFieldsService:
             message = f"{actor} updated the {', '.join(labels[:-1])} and {labels[-1]}"
         couple_name = await self._audience.couple_name(couple_id) or couple_id
         priority = Priority.HIGH if _HIGH_PRIORITY_FIELDS & set(fields) else Priority.MEDIUM
+        versions = ",".join(f"{c.field_name}/v{c.new.version}" for c in changes)
+        cause = f"core_fields_updated/{couple_id}/{versions}"
         drafts: list[NotificationDraft] = []
         for supplier_id in suppliers:
             for user_id in await self._audience.supplier_users(supplier_id):
@@ -404,6 +406,7 @@ class CoreFieldsService:
                         message=message,
                         action_url=f"/clients/{couple_id}/core-fields",
                         priority=priority,
+                        cause=cause,
                     )
                 )
         return drafts

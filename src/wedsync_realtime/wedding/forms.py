@@ -195,15 +195,22 @@ class FormService:
         response = await self._store.submit_form_response(
             form_id, couple_id, submitted_by=user_id, at=now
         )
+        return Outcome(response, await self.submission_events(form, response, user_id=user_id))
+
+    async def submission_events(
+        self, form: FormDefinition, response: FormResponse, *, user_id: str | None
+    ) -> tuple[DomainEvent, ...]:
+        """``form_submitted`` and the supplier's notifications, for a stored submission (from
+        `submit` or from change capture)."""
         events = await self.response_events(
             "form_submitted", form, response, field_id=None, user_id=user_id
         )
         if not events:
-            return Outcome(response)
+            return ()
         notified = await self._notifications.create_many(
-            await self._submission_notifications(form, couple_id)
+            await self._submission_notifications(form, response)
         )
-        return Outcome(response, (*events, *notified.events))
+        return (*events, *notified.events)
 
     async def response_events(
         self,
@@ -268,8 +275,9 @@ class FormService:
         return form, profile.couple_id
 
     async def _submission_notifications(
-        self, form: FormDefinition, couple_id: str
+        self, form: FormDefinition, response: FormResponse
     ) -> list[NotificationDraft]:
+        couple_id = response.couple_id
         couple_name = await self._audience.couple_name(couple_id) or couple_id
         return [
             NotificationDraft(
@@ -279,6 +287,7 @@ class FormService:
                 message=f"{couple_name} submitted {form.title}",
                 action_url=f"/forms/{form.form_id}/responses/{couple_id}",
                 priority=Priority.HIGH,
+                cause=f"form_submitted/{form.form_id}/{couple_id}/{response.submitted_at}",
             )
             for user_id in await self._audience.supplier_users(form.supplier_id)
         ]

@@ -92,6 +92,10 @@ class NotificationDraft:
     message: str
     action_url: str | None = None
     priority: Priority = Priority.MEDIUM
+    #: What caused it (``core_fields_updated/{couple}/{field}/v{version}``), when that is
+    #: stable: the id is then derived from the cause and the user, so the same cause seen twice
+    #: (a write and change capture, or a transaction re-read after a restart) notifies once.
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,9 @@ class NotificationNotFound(NotFound):
 class NotificationStore(Protocol):
     """Persistence of notifications. Dismissed notifications are never listed nor counted."""
 
-    async def insert_notification(self, notification: Notification) -> None: ...
+    async def insert_notification(self, notification: Notification) -> bool:
+        """Store it; False (and nothing changed) when its id is already stored."""
+        ...
 
     async def notification(self, user_id: str, notification_id: str) -> Notification | None:
         """The user's notification (dismissed or not), None when it is not the user's."""
@@ -197,7 +203,7 @@ class NotificationService:
         if not draft.title.strip():
             raise Invalid("a notification needs a title", field="title")
         notification = Notification(
-            notification_id=self._new_id(),
+            notification_id=self._new_id() if draft.cause is None else _derived_id(draft),
             user_id=draft.user_id,
             type=str(draft.type),
             title=draft.title,
@@ -206,7 +212,11 @@ class NotificationService:
             priority=Priority(draft.priority),
             created_at=self._now(),
         )
-        await self._store.insert_notification(notification)
+        if not await self._store.insert_notification(notification):
+            # The same cause notified before: announce the stored one again (same message id,
+            # so subscribers who had it are not sent it twice).
+            stored = await self._store.notification(draft.user_id, notification.notification_id)
+            notification = stored or notification
         event = await self._event("notification_new", notification, notification.created_at)
         return Outcome(notification, (event,))
 
@@ -307,6 +317,14 @@ class NotificationService:
             payload,
             EVENT_PRIORITY[notification.priority] if name == "notification_new" else 5,
         )
+
+
+#: The namespace of derived notification ids (uuid5), fixed forever: ids must stay stable.
+_CAUSE_NAMESPACE = uuid.UUID("5d0b6f0e-8f0c-4b8e-9a55-77656473796e")
+
+
+def _derived_id(draft: NotificationDraft) -> str:
+    return str(uuid.uuid5(_CAUSE_NAMESPACE, f"{draft.cause}/{draft.user_id}"))
 
 
 def _user_channel(user_id: str) -> str:

@@ -14,21 +14,35 @@ never publish (issue 5, "One pipeline for domain events").
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from wedsync_realtime.engine.node import Node
 from wedsync_realtime.settings import Settings
 from wedsync_realtime.store.sqlite import SqliteDatabase, database_path
+from wedsync_realtime.wedding.audience import Audience
 from wedsync_realtime.wedding.change_feed import ChangeFeed
-from wedsync_realtime.wedding.core_fields import CoreFieldsService
+from wedsync_realtime.wedding.core_fields import (
+    CoreFieldsService,
+    CoreFieldStore,
+    VenueDirectory,
+)
 from wedsync_realtime.wedding.demo import load_demo
 from wedsync_realtime.wedding.events import Clock, DomainEvent, Outcome, utc_now
-from wedsync_realtime.wedding.forms import FormService
-from wedsync_realtime.wedding.journeys import JourneyService
-from wedsync_realtime.wedding.notifications import NotificationService
+from wedsync_realtime.wedding.forms import FormService, FormStore
+from wedsync_realtime.wedding.journeys import JourneyService, JourneyStore
+from wedsync_realtime.wedding.notifications import NotificationService, NotificationStore
 from wedsync_realtime.wedding.policy import CatalogPolicy
-from wedsync_realtime.wedding.presence import LastSeenRecorder
+from wedsync_realtime.wedding.postgres_stores import (
+    PostgresCoreFieldStore,
+    PostgresDirectory,
+    PostgresFormStore,
+    PostgresLastSeenStore,
+    PostgresNotificationStore,
+)
+from wedsync_realtime.wedding.presence import LastSeenRecorder, LastSeenStore
 from wedsync_realtime.wedding.router import EventRouter, Publisher, RouteReport
 from wedsync_realtime.wedding.sqlite_directory import SqliteDirectory
 from wedsync_realtime.wedding.sqlite_stores import (
@@ -41,10 +55,14 @@ from wedsync_realtime.wedding.sqlite_stores import (
 
 __all__ = [
     "IN_MEMORY",
+    "DomainDirectory",
     "WeddingRuntime",
+    "WeddingStores",
     "open_embedded_database",
     "open_embedded_directory",
+    "postgres_stores",
     "runtime_for",
+    "sqlite_stores",
 ]
 
 T = TypeVar("T")
@@ -71,36 +89,112 @@ def open_embedded_directory(settings: Settings) -> SqliteDirectory:
     return SqliteDirectory(open_embedded_database(settings))
 
 
+class DomainDirectory(Audience, VenueDirectory, Protocol):
+    """What the runtime reads facts from: the rules' facts, names, venues, and a supplier's
+    couples (the REST API's "your channels")."""
+
+    async def supplier_couples(self, supplier_id: str) -> tuple[str, ...]:
+        """The couples the supplier is actively connected to, in id order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WeddingStores:
+    """One backend's stores for the domain services.
+
+    `journeys` is None where the backend keeps no journey definitions (PostgreSQL for now:
+    the journey endpoints answer 503 there). `writes` says whether the REST write API of core
+    fields and forms serves requests: on PostgreSQL the platform writes those tables and change
+    capture announces the changes, so a second writer through this server would announce them
+    twice (notifications included).
+    """
+
+    directory: DomainDirectory
+    core_fields: CoreFieldStore
+    forms: FormStore
+    notifications: NotificationStore
+    last_seen: LastSeenStore
+    journeys: JourneyStore | None
+    writes: bool
+    open: Callable[[], Awaitable[None]]
+    close: Callable[[], Awaitable[None]]
+
+
+def sqlite_stores(directory: SqliteDirectory) -> WeddingStores:
+    """The embedded default's stores, on the directory's SQLite database."""
+    database = directory.database
+    core_store = SqliteCoreFieldStore(database)
+
+    async def open_() -> None:
+        return None  # opened (schema applied) by `open_embedded_database`
+
+    async def close() -> None:
+        database.close()
+
+    return WeddingStores(
+        directory=directory,
+        core_fields=core_store,
+        forms=SqliteFormStore(database),
+        notifications=SqliteNotificationStore(database),
+        last_seen=SqliteLastSeenStore(database),
+        journeys=SqliteJourneyStore(database),
+        writes=True,
+        open=open_,
+        close=close,
+    )
+
+
+def postgres_stores(directory: PostgresDirectory) -> WeddingStores:
+    """Production mode's stores, on the directory's connection pool (opened with the app)."""
+    pool = directory.pool
+
+    async def open_() -> None:
+        await pool.open(wait=False)
+
+    async def close() -> None:
+        await pool.close()
+
+    return WeddingStores(
+        directory=directory,
+        core_fields=PostgresCoreFieldStore(pool),
+        forms=PostgresFormStore(pool),
+        notifications=PostgresNotificationStore(pool),
+        last_seen=PostgresLastSeenStore(pool),
+        journeys=None,
+        writes=False,
+        open=open_,
+        close=close,
+    )
+
+
 class WeddingRuntime:
-    """The domain services on one SQLite store, and the router their events go through."""
+    """The domain services on one backend's stores, and the router their events go through."""
 
     def __init__(
         self,
-        directory: SqliteDirectory,
+        stores: WeddingStores,
         publisher: Publisher,
         *,
         clock: Clock = utc_now,
         last_seen_retention_days: float = 7.0,
     ) -> None:
-        self.directory = directory
-        self.database = directory.database
+        self.stores = stores
+        self.directory = stores.directory
+        self.writes = stores.writes
         self.router = EventRouter(publisher)
-        core_store = SqliteCoreFieldStore(self.database)
-        self.notifications = NotificationService(
-            SqliteNotificationStore(self.database), clock=clock
-        )
+        self.notifications = NotificationService(stores.notifications, clock=clock)
         self.core_fields = CoreFieldsService(
-            core_store, core_store, directory, self.notifications, clock=clock
+            stores.core_fields, stores.directory, stores.directory, self.notifications, clock=clock
         )
-        self.journeys = JourneyService(
-            SqliteJourneyStore(self.database), directory, self.notifications, clock=clock
+        self.journeys = (
+            JourneyService(stores.journeys, stores.directory, self.notifications, clock=clock)
+            if stores.journeys is not None
+            else None
         )
-        self.forms = FormService(
-            SqliteFormStore(self.database), directory, self.notifications, clock=clock
-        )
-        self.last_seen = SqliteLastSeenStore(self.database)
+        self.forms = FormService(stores.forms, stores.directory, self.notifications, clock=clock)
+        self.last_seen = stores.last_seen
         #: The node's presence listener (wired by `app.py`): last seen, kept 7 days.
-        self.presence = LastSeenRecorder(self.last_seen, retention_days=last_seen_retention_days)
+        self.presence = LastSeenRecorder(stores.last_seen, retention_days=last_seen_retention_days)
         #: Where change capture hands its transactions (PostgreSQL; see `change_feed`).
         self.changes = ChangeFeed(self.router, self.core_fields, self.forms)
 
@@ -121,25 +215,28 @@ class WeddingRuntime:
 
     async def supplier_couples(self, supplier_id: str) -> tuple[str, ...]:
         """The couples the supplier is actively connected to, in id order."""
-        rows = self.database.query(
-            "SELECT couple_id FROM connections WHERE supplier_id = ? AND status = 'active'"
-            " ORDER BY couple_id",
-            (supplier_id,),
-        )
-        return tuple(str(row[0]) for row in rows)
+        return await self.directory.supplier_couples(supplier_id)
 
-    def close(self) -> None:
-        self.database.close()
+    async def open(self) -> None:
+        await self.stores.open()
+
+    async def close(self) -> None:
+        await self.stores.close()
 
 
 def runtime_for(node: Node) -> WeddingRuntime | None:
-    """The runtime over the store the node's catalog policy reads; None when the policy reads
-    no SQLite store (PostgreSQL mode, or a node built with another directory)."""
+    """The runtime over the store the node's catalog policy reads (SQLite on the embedded
+    default, PostgreSQL in production mode); None for a node built with another directory."""
     policy = node.policy
-    if isinstance(policy, CatalogPolicy) and isinstance(policy.directory, SqliteDirectory):
-        return WeddingRuntime(
-            policy.directory,
-            node,
-            last_seen_retention_days=node.settings.last_seen_retention_days,
-        )
-    return None
+    if not isinstance(policy, CatalogPolicy):
+        return None
+    stores: WeddingStores | None = None
+    if isinstance(policy.directory, SqliteDirectory):
+        stores = sqlite_stores(policy.directory)
+    elif isinstance(policy.directory, PostgresDirectory):
+        stores = postgres_stores(policy.directory)
+    if stores is None:
+        return None
+    return WeddingRuntime(
+        stores, node, last_seen_retention_days=node.settings.last_seen_retention_days
+    )

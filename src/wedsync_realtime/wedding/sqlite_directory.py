@@ -17,13 +17,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from wedsync_realtime.store.sqlite import SqliteDatabase
+from wedsync_realtime.wedding.core_fields import Venue
 from wedsync_realtime.wedding.directory import FormFacts, JourneyFacts, UserProfile, UserType
 
 __all__ = ["SqliteDirectory"]
 
 
 class SqliteDirectory:
-    """`Directory` and `Audience` over a `SqliteDatabase`, with `MemoryDirectory`'s writes."""
+    """`Directory`, `Audience` and `VenueDirectory` over a `SqliteDatabase`, with
+    `MemoryDirectory`'s writes."""
 
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
@@ -265,6 +267,27 @@ class SqliteDirectory:
                 (couple_id,),
             )
         )
+
+    async def supplier_couples(self, supplier_id: str) -> tuple[str, ...]:
+        """The couples the supplier is actively connected to, in id order."""
+        return _ids(
+            self._db.query(
+                "SELECT couple_id FROM connections WHERE supplier_id = ? AND status = 'active'"
+                " ORDER BY couple_id",
+                (supplier_id,),
+            )
+        )
+
+    # -- VenueDirectory -------------------------------------------------------------------------
+
+    async def venue_by_name(self, name: str) -> Venue | None:
+        row = self._db.query_one(
+            "SELECT id, name, address, capacity FROM venues WHERE name = ? COLLATE NOCASE",
+            (name.strip(),),
+        )
+        if row is None:
+            return None
+        return Venue(row["id"], row["name"], row["address"], row["capacity"])
 
     # -- helpers --------------------------------------------------------------------------------
 

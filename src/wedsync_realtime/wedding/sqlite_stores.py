@@ -1,6 +1,6 @@
 """The domain services' stores on the embedded default (`SqliteDatabase`).
 
-One class per role Protocol: `SqliteCoreFieldStore` (`CoreFieldStore` and `VenueDirectory`),
+One class per role Protocol: `SqliteCoreFieldStore` (`CoreFieldStore`),
 `SqliteNotificationStore`, `SqliteJourneyStore`, `SqliteFormStore`; and `SqliteLastSeenStore`
 for presence's "last seen". Each write that must be atomic
 (a version check and its writes; a step completion and the unlocking of the next step) runs in one
@@ -19,7 +19,6 @@ from wedsync_realtime.wedding.core_fields import (
     AppliedChange,
     CoreFieldValue,
     FieldWrite,
-    Venue,
     VersionConflict,
 )
 from wedsync_realtime.wedding.errors import NotFound
@@ -46,7 +45,8 @@ def _dump(value: JsonValue) -> str:
 
 
 class SqliteCoreFieldStore:
-    """`CoreFieldStore` and `VenueDirectory`, with `add_venue` for the directory's entries."""
+    """`CoreFieldStore`, with `add_venue` for the venue directory's entries (read by
+    `SqliteDirectory.venue_by_name`)."""
 
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
@@ -61,15 +61,6 @@ class SqliteCoreFieldStore:
             " address = excluded.address, capacity = excluded.capacity",
             (venue_id, name, address, capacity),
         )
-
-    async def venue_by_name(self, name: str) -> Venue | None:
-        row = self._db.query_one(
-            "SELECT id, name, address, capacity FROM venues WHERE name = ? COLLATE NOCASE",
-            (name.strip(),),
-        )
-        if row is None:
-            return None
-        return Venue(row["id"], row["name"], row["address"], row["capacity"])
 
     async def core_field_values(self, couple_id: str) -> dict[str, CoreFieldValue]:
         rows = self._db.query(
@@ -132,11 +123,12 @@ class SqliteNotificationStore:
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
 
-    async def insert_notification(self, notification: Notification) -> None:
+    async def insert_notification(self, notification: Notification) -> bool:
         n = notification
-        self._db.execute(
+        inserted = self._db.execute(
             "INSERT INTO notifications (id, user_id, type, title, message, action_url, priority,"
-            " read_at, dismissed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " read_at, dismissed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
             (
                 n.notification_id,
                 n.user_id,
@@ -150,6 +142,7 @@ class SqliteNotificationStore:
                 n.created_at,
             ),
         )
+        return inserted > 0
 
     async def notification(self, user_id: str, notification_id: str) -> Notification | None:
         row = self._db.query_one(
