@@ -88,7 +88,8 @@ def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
         if node.postgres_changes is not None:
             # Production mode: the platform writes the WedSync tables; their committed changes
             # become domain events through the same router as the embedded write API's.
-            node.postgres_changes.add_transaction_listener(DomainCapture(wedding.changes).consume)
+            capture = DomainCapture(wedding.changes, node.reauthorize)
+            node.postgres_changes.add_transaction_listener(capture.consume)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,6 +18,7 @@ exactly `EXPECTED`, apart from the instants; the rival's connection receives not
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
@@ -309,15 +310,8 @@ class Postgres:
         )
 
 
-@pytest.fixture(params=["embedded", "postgres"])
-async def source(
-    request: pytest.FixtureRequest, server_factory: ServerFactory
-) -> AsyncIterator[Source]:
-    if request.param == "embedded":
-        embedded = Embedded(await server_factory())
-        await embedded.seed_fields()
-        yield embedded
-        return
+@contextlib.asynccontextmanager
+async def _postgres(server_factory: ServerFactory) -> AsyncIterator[Postgres]:
     with migrated_database("wedsync_sources_test") as url:
         Postgres.seed(url)
         slot = unique_slot()
@@ -331,6 +325,25 @@ async def source(
         finally:
             await server.node.close()
             await drop_test_slot(url, slot)
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+async def source(
+    request: pytest.FixtureRequest, server_factory: ServerFactory
+) -> AsyncIterator[Source]:
+    if request.param == "embedded":
+        embedded = Embedded(await server_factory())
+        await embedded.seed_fields()
+        yield embedded
+        return
+    async with _postgres(server_factory) as postgres:
+        yield postgres
+
+
+@pytest.fixture
+async def postgres(server_factory: ServerFactory) -> AsyncIterator[Postgres]:
+    async with _postgres(server_factory) as source:
+        yield source
 
 
 async def _broadcasts(client: PhoenixClient, count: int) -> list[tuple[str, str, dict[str, Any]]]:
@@ -377,3 +390,46 @@ async def test_both_sources_produce_the_same_events(source: Source) -> None:
 
     # A supplier not connected to the couple heard nothing of it.
     await assert_nothing_before_marker(source.server, rival, f"supplier:{RIVAL}:clients")
+
+
+@pytest.mark.postgres
+async def test_an_ended_connection_closes_the_suppliers_couple_channels(
+    postgres: Postgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The platform ends Sarah's connection to James & Emma while she is joined to their
+    channels: those channels are closed with a reason (and audited), her own dashboard channel
+    stays, and the couple's next change reaches the couple but not her."""
+    source = postgres
+    couple_channels = [f"core_fields:{C}", f"wedding:{WEDDING}"]
+    sarah = await joined(source.server, str(SARAH), CLIENTS, *couple_channels)
+    emma = await joined(source.server, str(EMMA), f"core_fields:{C}")
+
+    await write(
+        source.url,
+        (
+            "UPDATE supplier_client_connections SET status = 'ended'"
+            " WHERE supplier_id = %s AND couple_id = %s",
+            (PHOTOGRAPHER, COUPLE),
+        ),
+    )
+    closed = set()
+    while len(closed) < len(couple_channels):
+        frame = await sarah.recv_until(lambda f: f.event in ("system", "phx_close"), 10.0)
+        channel = frame.topic.removeprefix("realtime:")
+        if frame.event == "system":
+            assert frame.payload["status"] == "error"
+            assert frame.payload["message"] == (
+                f"You no longer have permission to read from this Channel topic: {channel}"
+            )
+        else:
+            closed.add(channel)
+    assert closed == set(couple_channels)
+    assert any(
+        r.name == "wedsync_realtime.audit" and "revoked" in r.getMessage() for r in caplog.records
+    )
+
+    await source.change_venue()
+    change = await emma.recv_until(lambda f: f.event == "broadcast", 10.0)
+    assert change.payload["event"] == "core_fields_updated"
+    # Nothing about the couple reached Sarah, on any channel, before a marker on her dashboard.
+    await assert_nothing_before_marker(source.server, sarah, CLIENTS)

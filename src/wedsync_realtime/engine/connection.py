@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,6 +57,7 @@ __all__ = ["Connection", "Transport"]
 PRESENCE_BURST = 10
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger("wedsync_realtime.audit")
 
 
 class Transport(Protocol):
@@ -648,6 +650,46 @@ class Connection:
             self.node.postgres_changes.update_identity(
                 self.id, Identity.from_claims(principal.claims), request.topic
             )
+
+    async def reauthorize(self, wanted: Callable[[str], bool]) -> int:
+        """Ask the policy again for every joined channel whose name `wanted` accepts; close
+        (``system`` error, then ``phx_close``) those it no longer allows to read. Returns how
+        many were closed.
+
+        The facts a decision read may change while a member stays joined (a supplier-couple
+        connection ends, a team member is removed): the domain calls this through
+        `Node.reauthorize`, as the token refresh path does for one channel.
+        """
+        closed = 0
+        for topic, membership in list(self.memberships.items()):
+            if not wanted(membership.channel):
+                continue
+            decision = await self.node.policy.authorize(
+                membership.principal,
+                membership.channel,
+                Action.SUBSCRIBE,
+                private=membership.config.private,
+            )
+            if self.memberships.get(topic) is not membership:
+                continue  # left while the policy was asked
+            membership.writes.clear()  # write decisions are asked again on next use
+            if decision.allowed:
+                continue
+            audit.warning(
+                "revoked %s on %s from user %s (%s): %s",
+                Action.SUBSCRIBE,
+                membership.channel,
+                membership.principal.user_id,
+                membership.principal.role,
+                decision.reason,
+            )
+            self._shutdown(
+                topic,
+                "You no longer have permission to read from this Channel topic: "
+                f"{membership.channel}",
+            )
+            closed += 1
+        return closed
 
     def _schedule_expiry(self, membership: Membership) -> None:
         if membership.expiry is not None:

@@ -218,6 +218,14 @@ class Node:
             self._all_gone.set()
         conn.log.info("disconnected")
 
+    async def reauthorize(self, wanted: Callable[[str], bool]) -> int:
+        """Re-check every joined channel whose name `wanted` accepts, on every connection,
+        and close the ones the policy no longer allows (`Connection.reauthorize`)."""
+        closed = 0
+        for conn in list(self.connections.values()):
+            closed += await conn.reauthorize(wanted)
+        return closed
+
     def user_channel_count(self, subject: str | None) -> int:
         """Channels joined by the user `subject` across connections (0 without a subject)."""
         return self._user_channels[subject] if subject is not None else 0

@@ -5,7 +5,11 @@ hands every committed transaction to `PostgresChanges`, which passes each batch 
 transaction listeners before acknowledging it. `DomainCapture.consume` is such a listener: it
 keeps the changes of the tables the feed understands (schema ``public``), turns pgoutput's text
 values into the JSON values the feed reads (by column type, as ``to_jsonb`` would give them), and
-calls `ChangeFeed.apply` once per transaction, in commit order.
+calls `ChangeFeed.apply` once per transaction, in commit order. When the batch changes a fact
+the access rules read (a supplier-couple connection, a team membership, a profile, a wedding, a
+form's recipients), the channels joined on this node that may depend on it are authorized again
+first, and the ones no longer allowed are closed (issue 5: "A supplier never receives anything
+about a couple it is not connected to").
 
 A batch is handed on again after a crash or a lost connection (at-least-once): the router's
 domain-derived message ids and the notifications' derived ids make a second pass publish and
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import orjson
 
@@ -27,12 +31,31 @@ from wedsync_realtime.timestamps import iso_millis
 from wedsync_realtime.wedding.change_feed import ChangeFeed, ChangeType, DomainChange
 from wedsync_realtime.wedding.events import JsonValue
 
-__all__ = ["FEED_TABLES", "DomainCapture", "domain_change", "json_value"]
+__all__ = ["FACT_TABLES", "FEED_TABLES", "DomainCapture", "domain_change", "json_value"]
 
 log = logging.getLogger(__name__)
 
 #: The tables whose changes become domain events (schema ``public``).
 FEED_TABLES = frozenset({"core_field_values", "form_responses"})
+
+#: The tables of the facts the catalog's access rules read (schema ``public``): a change to one
+#: may take a right away from members already joined, so their channels are checked again.
+FACT_TABLES = frozenset(
+    {
+        "supplier_client_connections",
+        "supplier_team_members",
+        "user_profiles",
+        "weddings",
+        "forms",
+        "form_recipients",
+        "journey_instances",
+    }
+)
+#: The columns of those rows that name what a channel may be about.
+_FACT_ID_COLUMNS = ("id", "supplier_id", "couple_id", "user_id", "form_id")
+
+#: `Node.reauthorize`: re-check the joined channels whose name the predicate accepts.
+Reauthorize = Callable[[Callable[[str], bool]], Awaitable[int]]
 
 _INTEGERS = frozenset({"int2", "int4", "int8"})
 _NUMBERS = frozenset({"float4", "float8", "numeric"})
@@ -77,13 +100,17 @@ def domain_change(change: CapturedChange) -> DomainChange:
 
 
 class DomainCapture:
-    """A `PostgresChanges` transaction listener feeding the `ChangeFeed`."""
+    """A `PostgresChanges` transaction listener feeding the `ChangeFeed`, and re-checking the
+    rights of joined members when the facts of the access rules change."""
 
-    def __init__(self, feed: ChangeFeed) -> None:
+    def __init__(self, feed: ChangeFeed, reauthorize: Reauthorize | None = None) -> None:
         self._feed = feed
+        self._reauthorize = reauthorize
         self.transactions_applied = 0
+        self.channels_revoked = 0
 
     async def consume(self, transactions: Sequence[Transaction]) -> None:
+        await self._recheck(transactions)
         for transaction in transactions:
             changes = [
                 domain_change(c)
@@ -100,6 +127,34 @@ class DomainCapture:
                     transaction.xid,
                     len(report.failed),
                 )
+
+    async def _recheck(self, transactions: Sequence[Transaction]) -> None:
+        """Before routing: a supplier whose connection to a couple ended in this batch must
+        not get the batch's events about that couple on channels joined earlier."""
+        if self._reauthorize is None:
+            return
+        ids: set[str] = set()
+        weddings = False
+        for transaction in transactions:
+            for change in transaction.changes:
+                if change.schema != "public" or change.table not in FACT_TABLES:
+                    continue
+                weddings |= change.table in ("supplier_client_connections", "weddings")
+                for row in (change.record, change.old_record):
+                    for column in _FACT_ID_COLUMNS:
+                        value = (row or {}).get(column)
+                        if isinstance(value, str) and value:
+                            ids.add(value)
+        if not ids:
+            return
+
+        def concerned(channel: str) -> bool:
+            # `wedding:{id}` names the wedding, not its couple: any wedding may be concerned.
+            if weddings and channel.startswith("wedding:"):
+                return True
+            return any(part in ids for part in channel.split(":"))
+
+        self.channels_revoked += await self._reauthorize(concerned)
 
 
 def _has_row(change: CapturedChange) -> bool:
