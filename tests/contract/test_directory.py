@@ -1,18 +1,26 @@
-"""The `Directory` contract: MemoryDirectory and SqliteDirectory answer the same facts alike.
+"""The `Directory` contract: MemoryDirectory, SqliteDirectory and PostgresDirectory answer the
+same facts alike.
 
-Both are filled with the same calls (the `MemoryDirectory` write API, which `SqliteDirectory`
-mirrors), then asked the questions `CatalogPolicy` asks. To add an implementation, add a factory
-to `FACTORIES`.
+Each is filled with the same calls (the `MemoryDirectory` write API, which `SqliteDirectory`
+mirrors, and which `tests.support.pg_directory.PgDirectory` implements in SQL over a migrated
+PostgreSQL database, mapping the suite's short ids to uuids and back), then asked the questions
+`CatalogPolicy` asks. To add an implementation, add a factory to `FACTORIES`.
+
+PostgreSQL: one migrated database for the module, its tables emptied before each test; down, the
+``postgres`` cases skip outside CI and fail in CI (`tests.support.cdc.admin_connection`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
+from tests.support.cdc import migrated_database
+from tests.support.pg_directory import PgDirectory, open_domain_pool, truncate_domain
 from wedsync_realtime.store.sqlite import SqliteDatabase, database_path
 from wedsync_realtime.wedding.directory import (
     Directory,
@@ -54,11 +62,13 @@ class WritableDirectory(Directory, Protocol):
     def add_journey(self, journey_id: str, supplier_id: str, couple_id: str) -> None: ...
 
 
-def _memory() -> Iterator[WritableDirectory]:
+@asynccontextmanager
+async def _memory(request: pytest.FixtureRequest) -> AsyncIterator[WritableDirectory]:
     yield MemoryDirectory()
 
 
-def _sqlite() -> Iterator[WritableDirectory]:
+@asynccontextmanager
+async def _sqlite(request: pytest.FixtureRequest) -> AsyncIterator[WritableDirectory]:
     database = SqliteDatabase.open(":memory:")
     try:
         yield SqliteDirectory(database)
@@ -66,15 +76,42 @@ def _sqlite() -> Iterator[WritableDirectory]:
         database.close()
 
 
-FACTORIES: dict[str, Callable[[], Iterator[WritableDirectory]]] = {
+@asynccontextmanager
+async def _postgres(request: pytest.FixtureRequest) -> AsyncIterator[WritableDirectory]:
+    url: str = request.getfixturevalue("postgres_url")
+    truncate_domain(url)
+    async with open_domain_pool(url) as pool:
+        directory = PgDirectory(url, pool)
+        try:
+            yield directory
+        finally:
+            directory.close()
+
+
+FACTORIES: dict[
+    str, Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[WritableDirectory]]
+] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
+#: Marks per factory: the PostgreSQL cases need the server (and are selected by ``-m postgres``).
+MARKS = {"postgres": [pytest.mark.postgres]}
 
 
-@pytest.fixture(params=sorted(FACTORIES))
-def directory(request: pytest.FixtureRequest) -> Iterator[WritableDirectory]:
-    yield from FACTORIES[request.param]()
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """One migrated database for the module (requested by the postgres factory only)."""
+    with migrated_database("wedsync_contract_directory") as url:
+        yield url
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=MARKS.get(name, [])) for name in sorted(FACTORIES)]
+)
+async def directory(request: pytest.FixtureRequest) -> AsyncIterator[WritableDirectory]:
+    async with FACTORIES[request.param](request) as implementation:
+        yield implementation
 
 
 async def test_unknown_ids_answer_none_false_or_empty(directory: WritableDirectory) -> None:
