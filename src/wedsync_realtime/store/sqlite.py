@@ -209,6 +209,10 @@ SCHEMA_STEPS: tuple[str, ...] = (
 )
 
 
+def _casefold(value: str | int | float | bytes | None) -> str | int | float | bytes | None:
+    return value.casefold() if isinstance(value, str) else value
+
+
 def database_path(data_dir: str | Path) -> Path:
     """Where the store lives inside `data_dir` (created when missing)."""
     folder = Path(data_dir)
@@ -234,6 +238,9 @@ class SqliteDatabase:
         # does, with BEGIN IMMEDIATE so a writer never fails half-way on a lock upgrade.
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
+        # SQLite's NOCASE folds ASCII only ("CHÂTEAU" would not find "Château"): names that
+        # are matched without regard to case compare through Python's full case folding.
+        conn.create_function("casefold", 1, _casefold, deterministic=True)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 5000")
         if str(path) != ":memory:":

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -303,44 +304,69 @@ class PostgresCoreFieldStore(_Queries):
         async with self._pool.connection() as conn, conn.transaction():
             cursor = conn.cursor(row_factory=dict_row)
             for write in writes:
-                await cursor.execute(
-                    "SELECT field_name, value, version, updated_by, updated_at"
-                    " FROM public.core_field_values WHERE couple_id = %s AND field_name = %s"
-                    " FOR UPDATE",
-                    (key, write.field_name),
-                )
-                row = await cursor.fetchone()
-                current = (
-                    _core_value(couple_id, row)
-                    if row is not None
-                    else CoreFieldValue(couple_id, write.field_name, None, 0)
-                )
-                expected = write.expected_version
-                if expected is not None and expected != current.version:
-                    raise VersionConflict(current, expected)  # rolls the transaction back
-                if row is not None and current.value == write.value:
-                    continue
-                new = CoreFieldValue(
-                    couple_id, write.field_name, write.value, current.version + 1, updated_by, at
-                )
-                await cursor.execute(
-                    "INSERT INTO public.core_field_values"
-                    " (couple_id, field_name, value, version, updated_by, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s::timestamptz)"
-                    " ON CONFLICT (couple_id, field_name) DO UPDATE SET"
-                    " value = excluded.value, version = excluded.version,"
-                    " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                    (
-                        key,
-                        write.field_name,
-                        Jsonb(write.value),
-                        new.version,
-                        as_uuid(updated_by),
-                        at,
-                    ),
-                )
-                applied.append(AppliedChange(current.value, new))
+                change = await self._write_one(cursor, key, couple_id, write, updated_by, at)
+                if change is not None:
+                    applied.append(change)
         return applied
+
+    @staticmethod
+    async def _write_one(
+        cursor: AsyncCursor[Row],
+        key: uuid.UUID,
+        couple_id: str,
+        write: FieldWrite,
+        updated_by: str,
+        at: str,
+    ) -> AppliedChange | None:
+        """Check the version and write one field. The upsert only applies on the version that
+        was read: a row another writer inserted meanwhile (``FOR UPDATE`` locks no row that
+        does not exist yet) makes it write nothing, and the field is read and checked again."""
+        for _ in range(_WRITE_ATTEMPTS):
+            await cursor.execute(
+                "SELECT field_name, value, version, updated_by, updated_at"
+                " FROM public.core_field_values WHERE couple_id = %s AND field_name = %s"
+                " FOR UPDATE",
+                (key, write.field_name),
+            )
+            row = await cursor.fetchone()
+            current = (
+                _core_value(couple_id, row)
+                if row is not None
+                else CoreFieldValue(couple_id, write.field_name, None, 0)
+            )
+            expected = write.expected_version
+            if expected is not None and expected != current.version:
+                raise VersionConflict(current, expected)  # rolls the transaction back
+            if row is not None and current.value == write.value:
+                return None
+            new = CoreFieldValue(
+                couple_id, write.field_name, write.value, current.version + 1, updated_by, at
+            )
+            await cursor.execute(
+                "INSERT INTO public.core_field_values"
+                " (couple_id, field_name, value, version, updated_by, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s::timestamptz)"
+                " ON CONFLICT (couple_id, field_name) DO UPDATE SET"
+                " value = excluded.value, version = excluded.version,"
+                " updated_by = excluded.updated_by, updated_at = excluded.updated_at"
+                " WHERE core_field_values.version = %s RETURNING 1",
+                (
+                    key,
+                    write.field_name,
+                    Jsonb(write.value),
+                    new.version,
+                    as_uuid(updated_by),
+                    at,
+                    current.version,
+                ),
+            )
+            if await cursor.fetchone() is not None:
+                return AppliedChange(current.value, new)
+        raise VersionConflict(current, write.expected_version or current.version)
+
+
+#: Reads and writes of one field before a writer racing on it makes this one give up.
+_WRITE_ATTEMPTS = 3
 
 
 def _core_value(couple_id: str, row: Row) -> CoreFieldValue:
@@ -532,7 +558,7 @@ class PostgresNotificationStore(_Queries):
             params.append(type)
         if unread_only:
             sql += " AND read_at IS NULL"
-        sql += " ORDER BY created_at DESC, id DESC LIMIT %s"
+        sql += " ORDER BY created_at DESC, seq DESC LIMIT %s"
         params.append(limit)
         return [_notification(r) for r in await self._all(sql, params)]
 

@@ -282,7 +282,7 @@ class SqliteDirectory:
 
     async def venue_by_name(self, name: str) -> Venue | None:
         row = self._db.query_one(
-            "SELECT id, name, address, capacity FROM venues WHERE name = ? COLLATE NOCASE",
+            "SELECT id, name, address, capacity FROM venues WHERE casefold(name) = casefold(?)",
             (name.strip(),),
         )
         if row is None:

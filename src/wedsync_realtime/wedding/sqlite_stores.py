@@ -10,9 +10,10 @@ the event loop; `store.sqlite` explains why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from wedsync_realtime.store.sqlite import SqliteDatabase
 from wedsync_realtime.wedding.core_fields import (
@@ -396,7 +397,7 @@ class SqliteFormStore:
     ) -> FormResponse:
         # json_set cannot store a JSON null under a key distinctly from SQL NULL, so the
         # whole object is read and written back inside one transaction.
-        with self._db.transaction() as conn:
+        with _known_form(form_id), self._db.transaction() as conn:
             row = conn.execute(
                 "SELECT data FROM form_responses WHERE form_id = ? AND couple_id = ?",
                 (form_id, couple_id),
@@ -415,6 +416,11 @@ class SqliteFormStore:
     async def submit_form_response(
         self, form_id: str, couple_id: str, *, submitted_by: str, at: str
     ) -> FormResponse:
+        with _known_form(form_id):
+            self._submit(form_id, couple_id, submitted_by, at)
+        return await self._written(form_id, couple_id)
+
+    def _submit(self, form_id: str, couple_id: str, submitted_by: str, at: str) -> None:
         self._db.execute(
             "INSERT INTO form_responses"
             " (form_id, couple_id, status, submitted_at, updated_by, updated_at)"
@@ -423,13 +429,22 @@ class SqliteFormStore:
             " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
             (form_id, couple_id, at, submitted_by, at),
         )
-        return await self._written(form_id, couple_id)
 
     async def _written(self, form_id: str, couple_id: str) -> FormResponse:
         found = await self.form_response(form_id, couple_id)
         if found is None:  # only if deleted between the write and this read
             raise NotFound(f"no response of {couple_id!r} to form {form_id!r}", field="form_id")
         return found
+
+
+@contextlib.contextmanager
+def _known_form(form_id: str) -> Iterator[None]:
+    """A response to a form (or of a couple) the store does not hold is `NotFound`, as on
+    PostgreSQL, not the foreign key's IntegrityError."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise NotFound(f"unknown form {form_id!r} or couple", field="form_id") from exc
 
 
 class SqliteLastSeenStore:

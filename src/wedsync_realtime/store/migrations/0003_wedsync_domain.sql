@@ -64,6 +64,8 @@ ALTER TABLE public.notifications
         CHECK (priority IN ('low', 'medium', 'high', 'urgent'));
 ALTER TABLE public.notifications ADD COLUMN action_url text;
 ALTER TABLE public.notifications ADD COLUMN dismissed_at timestamptz;
+-- Insertion order, for "newest first" among notifications of the same instant.
+ALTER TABLE public.notifications ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
 CREATE INDEX notifications_recipient_open_idx
     ON public.notifications (recipient_id, dismissed_at, read_at);
 
