@@ -27,6 +27,7 @@ from wedsync_realtime.wedding.captured import DomainCapture
 from wedsync_realtime.wedding.directory import Directory
 from wedsync_realtime.wedding.policy import CatalogPolicy
 from wedsync_realtime.wedding.postgres_stores import PostgresDirectory, domain_pool
+from wedsync_realtime.wedding.presence_events import PresenceAnnouncer, PresenceHooks
 from wedsync_realtime.wedding.runtime import open_embedded_directory, runtime_for
 
 __all__ = ["RealtimeApp", "build_app", "build_node"]
@@ -82,8 +83,11 @@ def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
     # The WedSync services on the node's embedded store (None on PostgreSQL).
     wedding = runtime_for(node)
     if wedding is not None:
-        # Last seen (7 days): the engine reports who it sees; the domain stores it.
-        node.presence_listener = wedding.presence
+        # Last seen (7 days): the engine reports who it sees; the domain stores it. And
+        # `presence_updated`: a user's status changes, announced on the channels of the people
+        # who may see it (a supplier's clients, a couple's suppliers).
+        announcer = PresenceAnnouncer(node, wedding.directory, wedding.route)
+        node.presence_listener = PresenceHooks(wedding.presence, announcer)
         node.housekeeping.append(wedding.presence.housekeeping)
         if node.postgres_changes is not None:
             # Production mode: the platform writes the WedSync tables; their committed changes

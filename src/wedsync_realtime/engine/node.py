@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from wedsync_realtime.auth.jwt import Principal, TokenVerifier
 from wedsync_realtime.auth.policy import Action, ChannelPolicy
@@ -52,7 +52,7 @@ from wedsync_realtime.protocol.session import OutFrame
 from wedsync_realtime.protocol.wsframe import websocket_frame
 from wedsync_realtime.settings import HistoryRule, Settings
 
-__all__ = ["ChannelLimit", "Node"]
+__all__ = ["ChannelLimit", "Node", "PresenceChangeListener"]
 
 #: Channel names whose history rule is remembered (a cache; cleared when full).
 RULE_CACHE_SIZE = 10_000
@@ -64,6 +64,16 @@ SHUTDOWN_MESSAGE = "Server is shutting down"
 
 #: Longest the presence status clock sleeps before looking at its deadlines again.
 MAX_DECAY_WAIT_S = 60.0
+
+
+@runtime_checkable
+class PresenceChangeListener(PresenceListener, Protocol):
+    """A `PresenceListener` also told whenever one of a user's presences on this node changed
+    (tracked, re-tracked, hidden, untracked, decayed, restored by activity): `topic` and
+    `conn_id` name the presence, which `presence` and `presence_clock` then describe (or no
+    longer hold). Called on the presence path: must not block or raise."""
+
+    def presence_changed(self, user_id: str, topic: str, conn_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +123,8 @@ class Node:
                 settings.presence_offline_after_s,
             )
         )
-        #: Told whenever a user is seen (last-seen records); set by the composition root.
+        #: Told whenever a user is seen (last-seen records) and, if a `PresenceChangeListener`,
+        #: whenever a presence changes; set by the composition root.
         self.presence_listener: PresenceListener | None = None
         self._decayer: asyncio.Task[None] | None = None
         self._decay_wake = asyncio.Event()
@@ -411,6 +422,7 @@ class Node:
             self._seen(conn, declared, seen_at)
         elif old is not None and not old.hidden:
             self._seen(conn, Status.OFFLINE, wall)  # "appear offline" from now: last seen now
+        self._presence_changed(conn, topic)
         if diff is not None:
             await self.publish_presence(topic, diff)
 
@@ -427,6 +439,8 @@ class Node:
             else:
                 at = wall if tracked.current in ACTIVE else tracked.since_wall
                 self._seen(conn, tracked.current, at)
+        if entry is not None:
+            self._presence_changed(conn, topic)
         return diff
 
     def presence_activity(self, conn: Connection, topic: str) -> None:
@@ -441,6 +455,7 @@ class Node:
         if entry is not None and not entry.hidden:
             self._seen(conn, restored or declared_status(entry.payload), wall)
         if restored is not None:
+            self._presence_changed(conn, topic)
             diff = self.presence.replace_meta(topic, conn.id, {})
             if diff is not None:
                 self._background(self.publish_presence(topic, diff))
@@ -457,6 +472,9 @@ class Node:
             if "last_activity" not in entry.payload:
                 overrides["last_activity"] = iso_time(change.last_activity)
             diff = self.presence.replace_meta(change.topic, change.conn_id, overrides)
+            conn = self.connections.get(change.conn_id)
+            if conn is not None:
+                self._presence_changed(conn, change.topic)
             if diff is not None:
                 await self.publish_presence(change.topic, diff)
         return len(changes)
@@ -465,6 +483,11 @@ class Node:
         listener, subject = self.presence_listener, conn.principal.subject
         if listener is not None and subject is not None:
             listener.seen(subject, str(status) if status is not None else None, at)
+
+    def _presence_changed(self, conn: Connection, topic: str) -> None:
+        listener, subject = self.presence_listener, conn.principal.subject
+        if subject is not None and isinstance(listener, PresenceChangeListener):
+            listener.presence_changed(subject, topic, conn.id)
 
     async def _decay_loop(self) -> None:
         """Sleep until the next status change is due, or a track brings a sooner one."""
