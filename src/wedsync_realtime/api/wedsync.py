@@ -199,6 +199,7 @@ def install(app: FastAPI) -> None:
     """Add the WedSync routers and error handlers to `app`."""
     from wedsync_realtime.api import (
         realtime_api,
+        realtime_metrics,
         realtime_presence,
         wedsync_domain,
         wedsync_notifications,
@@ -208,5 +209,6 @@ def install(app: FastAPI) -> None:
     app.include_router(wedsync_notifications.router)
     app.include_router(realtime_api.router)
     app.include_router(realtime_presence.router)
+    app.include_router(realtime_metrics.router)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -163,6 +163,7 @@ class Connection:
         self.log.warning(
             "slow consumer: %d frames queued, dropping the connection", len(self._queue)
         )
+        self.node.metrics.delivery_dropped()
         self._queue.clear()
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
         self.abort()
@@ -186,6 +187,11 @@ class Connection:
     @property
     def closing(self) -> bool:
         return self._close is not None
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code the server gave this connection; None while it has given none."""
+        return self._close[0] if self._close is not None else None
 
     async def write_loop(self, transport: Transport) -> None:
         """Drain the queue into the transport until the connection is closed."""

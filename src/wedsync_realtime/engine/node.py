@@ -29,6 +29,7 @@ from wedsync_realtime.engine.connection import Connection
 from wedsync_realtime.engine.history import ChannelLocks, Published, history_body
 from wedsync_realtime.engine.hub import Hub, Subscriber
 from wedsync_realtime.engine.limits import KeyedRateLimiter
+from wedsync_realtime.engine.metrics import NodeMetrics
 from wedsync_realtime.engine.presence import PresenceDiff, PresenceRegistry
 from wedsync_realtime.engine.presence_status import (
     ACTIVE,
@@ -114,6 +115,8 @@ class Node:
         self.clock = clock
         self.wall_clock = wall_clock
         self.hub = Hub()
+        #: Figures for `GET /api/realtime/metrics` (`engine.metrics`).
+        self.metrics = NodeMetrics(clock)
         self.presence = PresenceRegistry(self.id)
         #: Server-side status decay of WedSync presence metas (`engine.presence_status`).
         self.presence_clock = StatusClock(
@@ -212,6 +215,7 @@ class Node:
         self.connections[conn.id] = conn
         if subject is not None:
             self._per_user[subject] += 1
+            self.metrics.users_connected(len(self._per_user))
         conn.log.info("connected from %s (vsn %s)", peer, version)
         return conn
 
@@ -219,6 +223,7 @@ class Node:
         """Forget a connection whose socket is gone; its presences leave."""
         if self.connections.pop(conn.id, None) is None:
             return
+        self.metrics.connection_ended(conn.close_code)
         conn.detach()
         subject = conn.principal.subject
         if subject is not None:
@@ -291,6 +296,7 @@ class Node:
         `hold`, broadcasts wait in `Subscriber.pending` until the caller releases them."""
         subscriber = Subscriber(conn, presence, [] if hold else None)
         if self.hub.add(topic, subscriber):
+            self.metrics.active_channels += 1
             self._background(self.broker.subscribe(topic))
         if subject is not None:
             self._user_channels[subject] += 1
@@ -298,6 +304,7 @@ class Node:
 
     def unsubscribe(self, conn: Connection, topic: str, subject: str | None) -> None:
         if self.hub.remove(topic, conn.id):
+            self.metrics.active_channels -= 1
             self._background(self.broker.unsubscribe(topic))
         if subject is not None:
             self._user_channels[subject] -= 1
@@ -329,35 +336,48 @@ class Node:
         `message_id` makes the publish idempotent: an id already published on the channel
         within `idempotency_ttl_s` is not published again (needs history on the channel).
         """
+        start = self.clock()
         # Unique without a uuid4 per message: this node's random id and a counter.
         message_id = message_id or f"{self.id}-{next(self._message_ids)}"
-        rule = self.history_rule(message.topic)
-        if rule is None:
-            message.meta = {"id": message_id}
-            delivered = await self._fan_out(message, exclude)
-            return Published(message_id, None, delivered=delivered)
-        locks = self.channel_locks
-        await locks.acquire(message.topic)
         try:
-            appended = await self.history.append(
-                message.topic,
-                history_body(message),
-                message_id=message_id,
-                max_size=rule.size,
-                ttl=rule.ttl_s,
-            )
-            position = appended.position
-            if appended.duplicate:
-                return Published(message_id, position, duplicate=True)
-            message.meta = {"id": message_id, "offset": position.offset, "epoch": position.epoch}
-            delivered = await self._fan_out(message, exclude)
-        finally:
-            locks.release(message.topic)
+            rule = self.history_rule(message.topic)
+            if rule is None:
+                message.meta = {"id": message_id}
+                delivered = await self._fan_out(message, exclude, start)
+                return Published(message_id, None, delivered=delivered)
+            locks = self.channel_locks
+            await locks.acquire(message.topic)
+            try:
+                appended = await self.history.append(
+                    message.topic,
+                    history_body(message),
+                    message_id=message_id,
+                    max_size=rule.size,
+                    ttl=rule.ttl_s,
+                )
+                position = appended.position
+                if appended.duplicate:
+                    return Published(message_id, position, duplicate=True)
+                message.meta = {
+                    "id": message_id,
+                    "offset": position.offset,
+                    "epoch": position.epoch,
+                }
+                delivered = await self._fan_out(message, exclude, start)
+            finally:
+                locks.release(message.topic)
+        except Exception:
+            self.metrics.publish_failed(message.topic)
+            raise
         return Published(message_id, position, delivered=delivered)
 
-    async def _fan_out(self, message: OutboundBroadcast, exclude: str | None) -> int:
-        """Local subscribers first, then other nodes. Returns the local deliveries."""
+    async def _fan_out(self, message: OutboundBroadcast, exclude: str | None, start: float) -> int:
+        """Local subscribers first, then other nodes. Returns the local deliveries. `start`:
+        when the publish began (the metrics time it to the last local hand-off)."""
+        metrics = self.metrics
+        drops = metrics.dropped_deliveries
         delivered = self.hub.broadcast(message, exclude)
+        metrics.published(message.topic, start, delivered, metrics.dropped_deliveries - drops)
         body: dict[str, Any] = {
             "kind": "broadcast",
             "event": message.event,
