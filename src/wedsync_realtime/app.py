@@ -62,6 +62,7 @@ def build_node(settings: Settings) -> Node:
                 dsn=settings.database_url,
                 slot_name=settings.cdc_slot_name,
                 publication=settings.cdc_publication,
+                tables=settings.cdc_tables,
             )
         )
     node = Node(

@@ -90,6 +90,12 @@ class Settings:
     cdc_slot_name: str = "wedsync_realtime"
     #: Publication whose tables Postgres Changes captures (created by `wedsync-realtime migrate`).
     cdc_publication: str = "wedsync_realtime"
+    #: The tables Postgres Changes is enabled for, as (schema, table) pairs; from a comma-separated
+    #: `schema.table` list (a bare `table` is `public.table`). When set, the server makes the
+    #: publication hold exactly these tables at start-up (creating it if missing). Empty (the
+    #: default): the publication is left as it is, i.e. every WedSync table the migrations add
+    #: (unless an earlier start with this setting changed it: the change is in the database).
+    cdc_tables: tuple[tuple[str, str], ...] = ()
     #: Seconds without any frame (heartbeats included) before a socket is closed. Phoenix uses
     #: 60 s; ours is longer because phones heartbeat every 60 s (the SDK's `mobile` profile) and
     #: a socket must outlive one late heartbeat.
@@ -262,6 +268,25 @@ def _parse_tiers(raw: str) -> dict[str, TierLimits]:
     return tiers
 
 
+def _parse_table_list(raw: str) -> tuple[tuple[str, str], ...]:
+    """`core_field_values, public.forms` → `(("public", "core_field_values"), ("public",
+    "forms"))`: names as the catalog spells them (no quoting, case kept), duplicates dropped."""
+    if not raw.strip():
+        return ()
+    tables: list[tuple[str, str]] = []
+    for item in raw.split(","):
+        name = item.strip()
+        parts = name.split(".")
+        if len(parts) == 1:
+            parts = ["public", *parts]
+        if len(parts) != 2 or not all(parts) or any(p != p.strip() for p in parts):
+            raise ValueError(f"expected `table` or `schema.table`, got {name!r}")
+        table = (parts[0], parts[1])
+        if table not in tables:
+            tables.append(table)
+    return tuple(tables)
+
+
 def _parse_history_rules(raw: str) -> tuple[HistoryRule, ...]:
     """`[{"pattern": "form:*", "size": 500, "ttl_s": 900}, ...]`; `size`/`ttl_s` default to
     HISTORY_SIZE/HISTORY_TTL_S when left out (filled in by `Settings.history_rule`)."""
@@ -289,6 +314,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "database_url": str,
     "cdc_slot_name": str,
     "cdc_publication": str,
+    "cdc_tables": _parse_table_list,
     "idle_timeout_s": float,
     "max_frame_bytes": int,
     "max_payload_bytes": int,

@@ -68,3 +68,29 @@ def test_needs_the_database_url() -> None:
         check=False,
     )
     assert result.returncode == 2 and "WEDSYNC_DATABASE_URL" in result.stderr
+
+
+def test_serve_stops_with_the_reason_when_an_enabled_table_does_not_exist(db_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEDSYNC_")}
+    env |= {
+        "WEDSYNC_DATABASE_URL": db_url,
+        "WEDSYNC_JWT_SECRET": "cli-test-secret-0123456789abcdef",
+        "WEDSYNC_CDC_SLOT_NAME": unique_slot(),
+        "WEDSYNC_CDC_TABLES": "core_field_values,no_such_table",
+        "WEDSYNC_DATA_DIR": ":memory:",
+    }
+    # Were start-up to succeed, the server would serve until the timeout: the test fails.
+    result = subprocess.run(
+        [sys.executable, "-m", "wedsync_realtime", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    # uvicorn logs the start-up failure's traceback and exits with its STARTUP_FAILURE code.
+    assert result.returncode == 3, result.stderr
+    assert (
+        "cannot enable Postgres Changes for table public.no_such_table: it does not exist"
+        in result.stderr
+    )

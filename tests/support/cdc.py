@@ -108,3 +108,14 @@ async def drop_test_slot(url: str, slot: str) -> None:
                 return
             except psycopg.errors.ObjectInUse:  # the walsender is still exiting
                 await asyncio.sleep(0.05)
+
+
+async def publication_tables(url: str, publication: str) -> set[tuple[str, str]]:
+    """The (schema, table) pairs the publication holds."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables"
+            " WHERE pubname = %s",
+            (publication,),
+        )
+        return {(schema, table) for schema, table in await cursor.fetchall()}

@@ -238,3 +238,43 @@ def test_history_defaults_and_rules() -> None:
 def test_bad_history_rules_name_the_variable(raw: str) -> None:
     with pytest.raises(SettingsError, match="WEDSYNC_HISTORY_RULES"):
         Settings.from_env({"WEDSYNC_HISTORY_RULES": raw})
+
+
+# -- cdc_tables ----------------------------------------------------------------------------------
+
+
+def test_cdc_tables_default_leaves_the_publication_alone() -> None:
+    assert Settings.from_env({}).cdc_tables == ()
+    assert Settings.from_env({"WEDSYNC_CDC_TABLES": ""}).cdc_tables == ()
+    assert Settings.from_env({"WEDSYNC_CDC_TABLES": "  "}).cdc_tables == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("core_field_values", (("public", "core_field_values"),)),
+        ("public.core_field_values", (("public", "core_field_values"),)),
+        (
+            " core_field_values , crm.Leads,forms ",
+            (("public", "core_field_values"), ("crm", "Leads"), ("public", "forms")),
+        ),
+        # Duplicates, also spelled differently, are kept once, in first-seen order.
+        ("forms,public.forms,couples,forms", (("public", "forms"), ("public", "couples"))),
+    ],
+)
+def test_cdc_tables_are_parsed_to_schema_and_table(
+    raw: str, expected: tuple[tuple[str, str], ...]
+) -> None:
+    settings = Settings.from_env({"WEDSYNC_CDC_TABLES": raw})
+    assert settings.cdc_tables == expected
+    # Nothing else moved.
+    assert dataclasses.replace(settings, cdc_tables=()) == Settings()
+
+
+@pytest.mark.parametrize(
+    "raw", ["forms,,couples", "forms,", ".forms", "public.", "a.b.c", "public. forms"]
+)
+def test_bad_cdc_tables_name_the_variable_and_the_item(raw: str) -> None:
+    with pytest.raises(SettingsError, match="WEDSYNC_CDC_TABLES") as info:
+        Settings.from_env({"WEDSYNC_CDC_TABLES": raw})
+    assert "expected `table` or `schema.table`" in str(info.value)

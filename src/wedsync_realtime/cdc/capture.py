@@ -1,11 +1,13 @@
 """`ChangeCapture`: stream committed row changes from PostgreSQL and hand them on, durably.
 
-The loop: make sure the durable ``pgoutput`` slot exists (`cdc.slot`), stream from it
-(`cdc.replication`), decode (`PgOutputDecoder` + `RelationCache`), gather each transaction from
-Begin to Commit, and give the committed transactions to an async consumer. Only when the consumer
-has returned is the transaction's end LSN acknowledged, so the slot's ``confirmed_flush_lsn``
-never passes a change that has not reached fan-out: a crash or a PostgreSQL restart before that
-point means the change is streamed again (at-least-once; Supabase's temporary slot loses it).
+The loop: make sure the publication exists (or holds exactly the enabled tables when
+`CaptureConfig.tables` names them: `cdc.publication`) and the durable ``pgoutput`` slot too
+(`cdc.slot`), stream from the slot (`cdc.replication`), decode (`PgOutputDecoder` +
+`RelationCache`), gather each transaction from Begin to Commit, and give the committed
+transactions to an async consumer. Only when the consumer has returned is the transaction's end
+LSN acknowledged, so the slot's ``confirmed_flush_lsn`` never passes a change that has not reached
+fan-out: a crash or a PostgreSQL restart before that point means the change is streamed again
+(at-least-once; Supabase's temporary slot loses it).
 
 Transactions that are already buffered when one completes are handed on together (one consumer
 call, hence one row-level security round trip, per burst), up to `CaptureConfig.max_batch_changes`.
@@ -33,6 +35,7 @@ import psycopg
 from wedsync_realtime.cdc.changes import CapturedChange, ChangeColumn, Transaction
 from wedsync_realtime.cdc.messages import Begin, Commit, Delete, Insert, Relation, Type, Update
 from wedsync_realtime.cdc.pgoutput import PgOutputDecoder
+from wedsync_realtime.cdc.publication import TableName, ensure_publication, qualified
 from wedsync_realtime.cdc.relations import RelationCache
 from wedsync_realtime.cdc.replication import ReplicationError, ReplicationStream
 from wedsync_realtime.cdc.replication_protocol import PrimaryKeepalive
@@ -84,6 +87,9 @@ class CaptureConfig:
     dsn: str
     slot_name: str = "wedsync_realtime"
     publication: str = "wedsync_realtime"
+    #: The enabled tables, (schema, table) pairs: when given, `ChangeCapture.start` makes the
+    #: publication hold exactly these (`cdc.publication`); empty leaves the publication alone.
+    tables: tuple[TableName, ...] = ()
     backoff_min_s: float = 0.1
     backoff_max_s: float = 5.0
     status_interval_s: float = 10.0
@@ -166,10 +172,42 @@ class ChangeCapture:
             await self._acked.wait_for(lambda: self._acked_lsn >= lsn)
 
     async def start(self) -> None:
-        """Start the capture task (idempotent)."""
+        """Start the capture task (idempotent).
+
+        With `CaptureConfig.tables`, the publication is first made to hold them, so that a
+        misconfiguration stops start-up: `PublicationError` names a table that does not exist.
+        When PostgreSQL is unreachable, each session applies them once it is.
+        """
         if self._task is None or self._task.done():
+            if self.config.tables:
+                await self._prepare_publication()
             self._set_status(CaptureStatus(CaptureState.STARTING))
             self._task = asyncio.create_task(self._run(), name="wedsync-change-capture")
+
+    async def _prepare_publication(self) -> None:
+        config = self.config
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                config.dsn, autocommit=True, connect_timeout=10
+            ) as conn:
+                await self._apply_tables(conn)
+        except psycopg.OperationalError as exc:
+            logger.warning(
+                "change capture: cannot reach PostgreSQL to enable tables %s in publication %s "
+                "(%s); retrying in the background",
+                ", ".join(qualified(t) for t in config.tables),
+                config.publication,
+                exc,
+            )
+
+    async def _apply_tables(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        config = self.config
+        if await ensure_publication(conn, config.publication, config.tables):
+            logger.info(
+                "publication %s now holds the enabled tables: %s",
+                config.publication,
+                ", ".join(qualified(t) for t in config.tables),
+            )
 
     async def wait_streaming(self, timeout: float | None = None) -> None:
         """Return once a session streams (TimeoutError after ``timeout`` seconds)."""
@@ -215,7 +253,10 @@ class ChangeCapture:
         async with await psycopg.AsyncConnection.connect(
             config.dsn, autocommit=True, connect_timeout=10
         ) as conn:
-            await _check_publication(conn, config.publication)
+            if config.tables:
+                await self._apply_tables(conn)
+            else:
+                await _check_publication(conn, config.publication)
             if await create_slot(conn, config.slot_name):
                 logger.info("created replication slot %s", config.slot_name)
         stream = await ReplicationStream.open(
