@@ -87,8 +87,20 @@ def test_check_refuses_with_a_reason(
 
 
 def test_check_refuses_a_table_that_is_not_published() -> None:
-    with pytest.raises(BindingError, match="Unable to subscribe to changes"):
+    with pytest.raises(BindingError) as caught:
         _check(0, _parse(0, {"event": "*", "table": "nope"}), [], set(), "anon", "pub")
+    assert str(caught.value) == (
+        "Unable to subscribe to changes with given parameters. Please check Realtime is enabled "
+        "for the given connect parameters: [event: *, schema: public, table: nope, filters: []] "
+        "(table public.nope is not enabled for Postgres Changes: it is not in publication 'pub')"
+    )
+    wildcard = _parse(0, {"event": "INSERT", "schema": "crm", "filter": "id=eq.1"})
+    with pytest.raises(BindingError) as caught:
+        _check(0, wildcard, [], set(), "anon", "pub")
+    assert str(caught.value).endswith(
+        "[event: INSERT, schema: crm, table: *, filters: [id=eq.1]] "
+        "(no table in publication 'pub' matches crm.*)"
+    )
 
 
 def test_key_filter_on_default_identity_is_fine_for_deletes() -> None:

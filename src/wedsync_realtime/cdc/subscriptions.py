@@ -70,6 +70,7 @@ from wedsync_realtime.cdc.changes import (
 from wedsync_realtime.cdc.filters import Filter, FilterError, matches, parse_filter, validate_filter
 from wedsync_realtime.cdc.messages import ColumnValue
 from wedsync_realtime.cdc.rls import Identity, RlsChecker, TableCheck, TableVerdict
+from wedsync_realtime.cdc.subscription_index import SubscriptionIndex, eq_condition
 
 __all__ = [
     "SUBSCRIBED_MESSAGE",
@@ -180,7 +181,8 @@ class PostgresChanges:
         self._catalog_conn: psycopg.AsyncConnection[Any] | None = None
         self._catalog_lock = asyncio.Lock()
         self._subs: dict[tuple[str, str], _Subscription] = {}
-        self._index: dict[tuple[str, str], dict[tuple[str, str], _Subscription]] = {}
+        # Subscriptions by table and `eq` filter value: a change visits only those it may match.
+        self._index: SubscriptionIndex[tuple[str, str], _Subscription] = SubscriptionIndex()
         self.changes_delivered = 0
         self.changes_withheld = 0
         self._transaction_listeners: list[Consumer] = []
@@ -268,23 +270,19 @@ class PostgresChanges:
             on_system,
         )
         self._subs[(subscriber_key, topic)] = sub
-        for target in {(b.schema, b.table) for b in checked}:
-            self._index.setdefault(target, {})[(subscriber_key, topic)] = sub
+        self._index.add(
+            (subscriber_key, topic),
+            sub,
+            [((b.schema, b.table), eq_condition(b.filter)) for b in checked],
+        )
         if self.ready:
             asyncio.get_running_loop().call_soon(self._announce_ok, sub)
         return [b.echo for b in checked]
 
     def unsubscribe(self, subscriber_key: str, topic: str) -> None:
         """Stop deliveries to this channel (leave, close, rejoin)."""
-        sub = self._subs.pop((subscriber_key, topic), None)
-        if sub is None:
-            return
-        for target in {(b.schema, b.table) for b in sub.bindings}:
-            bucket = self._index.get(target)
-            if bucket is not None:
-                bucket.pop((subscriber_key, topic), None)
-                if not bucket:
-                    del self._index[target]
+        if self._subs.pop((subscriber_key, topic), None) is not None:
+            self._index.remove((subscriber_key, topic))
 
     def unsubscribe_all(self, subscriber_key: str) -> None:
         """Every channel of a socket (it closed)."""
@@ -326,7 +324,12 @@ class PostgresChanges:
     # -- the consumer -------------------------------------------------------------------------
 
     async def _consume(self, transactions: Sequence[Transaction]) -> None:
-        """Match, check visibility in one round trip, deliver; capture acks after this returns."""
+        """Deliver to the subscribers, then hand the batch to the transaction listeners;
+        capture acknowledges it after this returns.
+
+        Subscribers first: their latency must not include the listeners' work (the domain
+        feed reads the directory and writes notifications for each change)."""
+        await self._deliver_batch(transactions)
         for listener in self._transaction_listeners:
             try:
                 await listener(transactions)
@@ -337,6 +340,9 @@ class PostgresChanges:
                 logger.exception(
                     "a transaction listener failed; its events for this batch are lost"
                 )
+
+    async def _deliver_batch(self, transactions: Sequence[Transaction]) -> None:
+        """Match, check visibility in one round trip, deliver."""
         identities: dict[Identity, int] = {}
         tables: dict[int, TableCheck] = {}
         planned: list[_Planned] = []
@@ -361,18 +367,11 @@ class PostgresChanges:
         tables: dict[int, TableCheck],
         now: float,
     ) -> _Planned | None:
-        candidates: dict[tuple[str, str], _Subscription] = {}
-        for target in (
-            (change.schema, change.table),
-            (change.schema, "*"),
-            ("*", change.table),
-            ("*", "*"),
-        ):
-            candidates.update(self._index.get(target, {}))
-        if not candidates:
-            return None
         image = change.filter_image
         types = change.column_types
+        candidates = self._index.candidates(change.schema, change.table, image, types)
+        if not candidates:
+            return None
         matched: list[tuple[_Subscription, list[int], int]] = []
         for sub in candidates.values():
             if sub.expires_at is not None and sub.expires_at <= now:
@@ -502,12 +501,21 @@ def _check(
 ) -> None:
     where = f"{binding.schema}.{binding.table}"
     if not found:
+        # Supabase's words, then why: a table outside the publication (the enabled tables,
+        # `WEDSYNC_CDC_TABLES`) and a table that does not exist are not told apart, so a
+        # client cannot probe the schema.
+        if "*" in (binding.schema, binding.table):
+            why = f"no table in publication {publication!r} matches {where}"
+        else:
+            why = (
+                f"table {where} is not enabled for Postgres Changes: it is not in publication "
+                f"{publication!r}"
+            )
         raise BindingError(
             index,
             "Unable to subscribe to changes with given parameters. Please check Realtime is "
             f"enabled for the given connect parameters: [event: {binding.event}, schema: "
-            f"{binding.schema}, table: {binding.table}, filters: [{binding.filter}]] "
-            f"(no such table in publication {publication!r})",
+            f"{binding.schema}, table: {binding.table}, filters: [{binding.filter}]] ({why})",
         )
     for info in found:
         name = f"{info.schema}.{info.table}"
