@@ -11,8 +11,11 @@
 //   {type: "broadcast", channel, message}                .on('broadcast') callback
 //   {type: "presence", channel, event, key?, newPresences?, leftPresences?, state}
 //   {type: "system", channel, payload}                   .on('system') callback
+//   {type: "postgres_changes", channel, payload}         .on('postgres_changes') callback, in
+//                                                        the client's shape (eventType, new, old)
 // Commands: connect {url, token, vsn?}, channel {name, config?}, on_broadcast {channel, event?},
-// on_presence {channel}, subscribe {channel}, send {channel, event, payload},
+// on_presence {channel}, on_postgres_changes {channel, event, schema, table, filter?},
+// subscribe {channel}, send {channel, event, payload},
 // track {channel, payload}, untrack {channel}, set_auth {token}, unsubscribe {channel},
 // disconnect, exit.
 import { createInterface } from 'node:readline'
@@ -80,6 +83,12 @@ const commands = {
     ch.on('presence', { event: 'sync' }, report('sync'))
     ch.on('presence', { event: 'join' }, report('join'))
     ch.on('presence', { event: 'leave' }, report('leave'))
+  },
+  on_postgres_changes({ channel: name, event, schema, table, filter }) {
+    const binding = { event, schema, table, ...(filter === undefined ? {} : { filter }) }
+    channel(name).on('postgres_changes', binding, (payload) =>
+      emit({ type: 'postgres_changes', channel: name, payload })
+    )
   },
   subscribe({ channel: name }) {
     channel(name).subscribe((status, err) =>
