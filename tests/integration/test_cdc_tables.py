@@ -30,7 +30,7 @@ ServerFactory = Callable[..., Awaitable[RunningServer]]
 TIMEOUT = 20.0 * TIME_FACTOR
 PUBLICATION = "wedsync_realtime"
 COUPLE, USER, SUPPLIER, FORM = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-#: The tables the migrations publish (0002 and 0003).
+#: The tables the migrations publish (0002, 0003 and 0004).
 MIGRATED = {
     ("public", name)
     for name in (
@@ -46,6 +46,7 @@ MIGRATED = {
         "supplier_team_members",
         "weddings",
         "form_recipients",
+        "journey_instance_steps",
     )
 }
 

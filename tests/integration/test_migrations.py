@@ -39,9 +39,13 @@ EXAMPLE_TABLES = {
     "weddings",
     "form_recipients",
     "venues",
+    # 0004: journeys, their ordered steps, and each couple's progress through them.
+    "journeys",
+    "journey_steps",
+    "journey_instance_steps",
 }
-#: The venue directory is reference data, not a stream anyone subscribes to.
-PUBLISHED_TABLES = EXAMPLE_TABLES - {"venues"}
+#: The venue directory and journey definitions are reference data, not streams anyone follows.
+PUBLISHED_TABLES = EXAMPLE_TABLES - {"venues", "journeys", "journey_steps"}
 
 
 def _admin_connection() -> psycopg.Connection[Any]:
@@ -239,6 +243,67 @@ def test_row_level_security_is_enforced_by_postgresql(database_url: str) -> None
         with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
             conn.execute("SET LOCAL ROLE authenticated")
             conn.execute("DELETE FROM core_field_values")
+
+
+def _visible(conn: psycopg.Connection[Any], sub: str, query: sql.SQL) -> set[Any]:
+    """The first column of `query`'s rows, as `sub` sees them under the `authenticated` role."""
+    claims = json.dumps({"sub": sub, "role": "authenticated"})
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL ROLE authenticated")
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (claims,))
+        return {row[0] for row in conn.execute(query).fetchall()}
+
+
+def test_journey_progress_is_visible_to_its_pair_only(database_url: str) -> None:
+    """Definitions are the supplier's (like forms); a couple's progress is its pair's."""
+    migrate(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        world = _World(conn)
+        ours, theirs = uuid.uuid4(), uuid.uuid4()
+        run_a, run_b = uuid.uuid4(), uuid.uuid4()
+        conn.execute(
+            "INSERT INTO journeys (id, supplier_id, name) VALUES (%s, %s, 'Booking'),"
+            " (%s, %s, 'Shoot')",
+            (ours, world.supplier, theirs, world.other_supplier),
+        )
+        conn.execute(
+            "INSERT INTO journey_steps (journey_id, step_id, position, name) VALUES"
+            " (%s, 'visit', 0, 'Visit'), (%s, 'shoot', 0, 'Shoot')",
+            (ours, theirs),
+        )
+        for run, journey, owner, pair in (
+            (run_a, ours, world.supplier, world.couple_a),
+            (run_b, theirs, world.other_supplier, world.couple_b),
+        ):
+            conn.execute(
+                "INSERT INTO journey_instances"
+                " (id, journey_id, supplier_id, couple_id, journey_name)"
+                " VALUES (%s, %s, %s, %s, 'Run')",
+                (run, journey, owner, pair),
+            )
+        conn.execute(
+            "INSERT INTO journey_instance_steps (instance_id, step_id, status) VALUES"
+            " (%s, 'visit', 'available'), (%s, 'shoot', 'available')",
+            (run_a, run_b),
+        )
+        journeys = sql.SQL("SELECT id FROM journeys")
+        steps = sql.SQL("SELECT journey_id FROM journey_steps")
+        progress = sql.SQL("SELECT instance_id FROM journey_instance_steps")
+        supplier, couple = str(world.supplier_user), str(world.couple_a_user)
+        other, admin = str(world.other_supplier_user), str(world.admin_user)
+        # The supplier sees its definitions and its connected couple's progress.
+        assert _visible(conn, supplier, journeys) == {ours}
+        assert _visible(conn, supplier, steps) == {ours}
+        assert _visible(conn, supplier, progress) == {run_a}
+        # The couple sees its connected supplier's definitions and its own progress.
+        assert _visible(conn, couple, journeys) == {ours}
+        assert _visible(conn, couple, progress) == {run_a}
+        # A supplier whose connection ended keeps its definitions, not the couple's progress.
+        assert _visible(conn, other, journeys) == {theirs}
+        assert _visible(conn, other, progress) == set()
+        assert _visible(conn, str(uuid.uuid4()), progress) == set()
+        assert _visible(conn, admin, progress) == {run_a, run_b}
+        assert _visible(conn, admin, steps) == {ours, theirs}
 
 
 def _cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

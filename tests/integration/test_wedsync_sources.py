@@ -3,14 +3,15 @@ same domain events (issue 5, "One pipeline for domain events": "The two sources 
 same events (one test suite runs against both)").
 
 The same wedding is set up in each backend with the same ids: Emma (James & Emma), their
-photographer Sarah (connected, with a form sent to them), a rival photographer who is not
-connected, and the venue directory. Then the same three domain changes happen, each the way its
-source makes it:
+photographer Sarah (connected, with a form sent to them and her journey started for them), a
+rival photographer who is not connected, and the venue directory. Then the same four domain
+changes happen, each the way its source makes it:
 
 * embedded default — Emma calls the REST write API (the server writes SQLite and routes);
 * production mode — the platform commits rows to PostgreSQL; the server only sees the committed
   transaction through logical replication (the venue change writes the venue-dependent fields in
-  the same transaction, as the write API does for the embedded store).
+  the same transaction, as the write API does for the embedded store; a journey step's
+  completion unlocks the next step in the same transaction, as the embedded store does).
 
 Sarah's dashboard connection (``supplier:{S}:clients`` and ``user:{her id}``) must receive
 exactly `EXPECTED`, apart from the instants; the rival's connection receives nothing.
@@ -19,6 +20,7 @@ exactly `EXPECTED`, apart from the instants; the rival's connection receives not
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
@@ -38,7 +40,7 @@ from tests.support.wedsync_api import (
     joined,
 )
 from wedsync_realtime.wedding.core_fields import FieldWrite
-from wedsync_realtime.wedding.sqlite_stores import SqliteCoreFieldStore
+from wedsync_realtime.wedding.sqlite_stores import SqliteCoreFieldStore, SqliteJourneyStore
 
 ServerFactory = Callable[..., Awaitable[RunningServer]]
 
@@ -46,11 +48,18 @@ COUPLE, WEDDING = uuid.uuid4(), uuid.uuid4()
 EMMA, SARAH, RIVAL_USER = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 PHOTOGRAPHER, RIVAL = uuid.uuid4(), uuid.uuid4()
 FORM = uuid.uuid4()
+JOURNEY, RUN = uuid.uuid4(), uuid.uuid4()
 GRAND_HOTEL = ("Grand Hotel", "1 High Street, Bath", 200)
 GARDEN_MANOR = ("Garden Manor", "Manor Lane, Wells", 120)
 FIELDS = [
     {"field_id": "style", "label": "Photo style", "required": True},
     {"field_id": "family", "label": "Family groups", "required": False},
+]
+#: Sarah's journey, in order: (step_id, name, kind).
+STEPS = [
+    ("consultation", "Consultation", "meeting"),
+    ("engagement-shoot", "Engagement Shoot", "task"),
+    ("album", "Album Delivery", "email"),
 ]
 
 C, S = str(COUPLE), str(PHOTOGRAPHER)
@@ -143,7 +152,76 @@ EXPECTED: list[tuple[str, str, dict[str, Any]]] = [
             "unread_count": 2,
         },
     ),
+    # Emma completes the journey's first step: the event (the next step open) and Sarah's
+    # milestone notification.
+    (
+        CLIENTS,
+        "journey_step_completed",
+        {
+            "journey_id": str(RUN),
+            "step_id": "consultation",
+            "supplier_id": S,
+            "couple_id": C,
+            "progress_percentage": 33,
+            "next_steps": [
+                {"step_id": "engagement-shoot", "name": "Engagement Shoot", "kind": "task"}
+            ],
+            "journey_name": "Photography Journey",
+            "step_name": "Consultation",
+            "journey_status": "active",
+            "completed_by": str(EMMA),
+        },
+    ),
+    (
+        INBOX,
+        "notification_new",
+        {
+            "notification_id": "(derived from the completion time: differs)",
+            "user_id": str(SARAH),
+            "type": "journey_milestone",
+            "title": "✅ Consultation — Completed",
+            "message": "Emma completed Consultation. Next: Engagement Shoot",
+            "action_url": f"/journeys/{RUN}",
+            "priority": "medium",
+            "read": False,
+            "dismissed": False,
+            "unread_count": 3,
+        },
+    ),
 ]
+#: The journey as Sarah reads it afterwards (GET /api/wedsync/journeys/{id}), apart from when.
+EXPECTED_JOURNEY: dict[str, Any] = {
+    "journey_id": str(RUN),
+    "journey_name": "Photography Journey",
+    "supplier_id": S,
+    "couple_id": C,
+    "status": "active",
+    "progress_percentage": 33,
+    "steps": [
+        {
+            "step_id": "consultation",
+            "name": "Consultation",
+            "kind": "meeting",
+            "status": "completed",
+            "completed_by": str(EMMA),
+        },
+        {
+            "step_id": "engagement-shoot",
+            "name": "Engagement Shoot",
+            "kind": "task",
+            "status": "available",
+            "completed_by": None,
+        },
+        {
+            "step_id": "album",
+            "name": "Album Delivery",
+            "kind": "email",
+            "status": "locked",
+            "completed_by": None,
+        },
+    ],
+    "next_steps": ["engagement-shoot"],
+}
 
 
 class Source(Protocol):
@@ -156,6 +234,8 @@ class Source(Protocol):
     async def answer_style(self) -> None: ...
 
     async def submit(self) -> None: ...
+
+    async def complete_step(self) -> None: ...
 
 
 class Embedded:
@@ -179,6 +259,9 @@ class Embedded:
             title="Shot List Preferences",
             fields=[(f["field_id"], f["label"], f["required"]) for f in FIELDS],
         )
+        journeys = SqliteJourneyStore(directory.database)
+        journeys.add_journey(str(JOURNEY), S, "Photography Journey", STEPS)
+        assert journeys.start_journey(str(RUN), str(JOURNEY), C)
         venues = SqliteCoreFieldStore(directory.database)
         for name, address, capacity in (GRAND_HOTEL, GARDEN_MANOR):
             venues.add_venue(str(uuid.uuid4()), name, address=address, capacity=capacity)
@@ -218,6 +301,9 @@ class Embedded:
 
     async def submit(self) -> None:
         await self._call("POST", f"/api/wedsync/forms/{FORM}/response/submit")
+
+    async def complete_step(self) -> None:
+        await self._call("POST", f"/api/wedsync/journeys/{RUN}/steps/consultation/complete")
 
 
 class Postgres:
@@ -261,6 +347,28 @@ class Postgres:
             conn.execute(
                 "INSERT INTO form_recipients (form_id, couple_id) VALUES (%s, %s)", (FORM, COUPLE)
             )
+            conn.execute(
+                "INSERT INTO journeys (id, supplier_id, name)"
+                " VALUES (%s, %s, 'Photography Journey')",
+                (JOURNEY, PHOTOGRAPHER),
+            )
+            conn.execute(
+                "INSERT INTO journey_instances"
+                " (id, journey_id, supplier_id, couple_id, journey_name, current_step)"
+                " VALUES (%s, %s, %s, %s, 'Photography Journey', %s)",
+                (RUN, JOURNEY, PHOTOGRAPHER, COUPLE, STEPS[0][0]),
+            )
+            for position, (step_id, step_name, kind) in enumerate(STEPS):
+                conn.execute(
+                    "INSERT INTO journey_steps (journey_id, step_id, position, name, kind)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (JOURNEY, step_id, position, step_name, kind),
+                )
+                conn.execute(
+                    "INSERT INTO journey_instance_steps (instance_id, step_id, status)"
+                    " VALUES (%s, %s, %s)",
+                    (RUN, step_id, "available" if position == 0 else "locked"),
+                )
             for venue in (GRAND_HOTEL, GARDEN_MANOR):
                 conn.execute(
                     "INSERT INTO venues (name, address, capacity) VALUES (%s, %s, %s)", venue
@@ -306,6 +414,22 @@ class Postgres:
                 "UPDATE form_responses SET status = 'submitted', submitted_at = now(),"
                 " updated_by = %s, updated_at = now() WHERE form_id = %s AND couple_id = %s",
                 (EMMA, FORM, COUPLE),
+            ),
+        )
+
+    async def complete_step(self) -> None:
+        step = (
+            "UPDATE journey_instance_steps SET status = %s, completed_at = %s, completed_by = %s"
+            " WHERE instance_id = %s AND step_id = %s"
+        )
+        await write(
+            self.url,
+            (step, ("completed", dt.datetime.now(dt.UTC), EMMA, RUN, "consultation")),
+            (step, ("available", None, None, RUN, "engagement-shoot")),
+            (
+                "UPDATE journey_instances SET current_step = 'engagement-shoot',"
+                " updated_at = now() WHERE id = %s",
+                (RUN,),
             ),
         )
 
@@ -355,6 +479,11 @@ async def _broadcasts(client: PhoenixClient, count: int) -> list[tuple[str, str,
     return got
 
 
+def _is_instant(value: Any) -> bool:
+    """ISO 8601 UTC to the millisecond ("2026-01-01T10:00:00.000Z")."""
+    return isinstance(value, str) and value.endswith("Z") and len(value) == 24
+
+
 def _comparable(
     events: list[tuple[str, str, dict[str, Any]]],
 ) -> list[tuple[str, str, dict[str, Any]]]:
@@ -375,21 +504,65 @@ async def test_both_sources_produce_the_same_events(source: Source) -> None:
     answer = await _broadcasts(sarah, 1)
     await source.submit()
     submission = await _broadcasts(sarah, 2)
-    got = _comparable(venue + answer + submission)
+    await source.complete_step()
+    step = await _broadcasts(sarah, 2)
+    got = _comparable(venue + answer + submission + step)
 
     expected = _comparable(EXPECTED)
     # Notification ids: derived from their cause, so the venue change's is the same whichever
-    # source saw it (a write and its capture notify once); the submission's includes its time.
-    for index in (1, 4):
+    # source saw it (a write and its capture notify once); the submission's and the journey
+    # milestone's include their time.
+    for index in (1, 4, 6):
         expected[index][2]["notification_id"] = got[index][2]["notification_id"]
     assert got == expected
     uuid.UUID(got[1][2]["notification_id"])
     # Every instant is ISO 8601 UTC to the millisecond, whatever the source.
-    for _, _, payload in venue + answer + submission:
-        assert str(payload["timestamp"]).endswith("Z") and len(payload["timestamp"]) == 24
+    for _, _, payload in venue + answer + submission + step:
+        assert _is_instant(payload["timestamp"])
+
+    # Sarah reads the journey as it now is, the same on both sources.
+    async with http(source.server) as api:
+        response = await api.get(
+            f"/api/wedsync/journeys/{RUN}", headers=headers(source.server, str(SARAH))
+        )
+    assert response.status_code == 200, response.text
+    journey = response.json()
+    completed_at = [s.pop("completed_at") for s in journey["steps"]]
+    assert journey == EXPECTED_JOURNEY
+    assert _is_instant(completed_at[0]) and completed_at[1:] == [None, None]
 
     # A supplier not connected to the couple heard nothing of it.
     await assert_nothing_before_marker(source.server, rival, f"supplier:{RIVAL}:clients")
+
+
+@pytest.mark.postgres
+async def test_journeys_are_read_not_written_through_the_api_in_production_mode(
+    postgres: Postgres,
+) -> None:
+    """The platform writes journeys on PostgreSQL: the journey write endpoints answer 503 (a
+    second writer would announce each change twice); reading a journey works."""
+    server, steps = postgres.server, f"/api/wedsync/journeys/{RUN}/steps/consultation"
+    async with http(server) as api:
+        refused = [
+            await api.post(f"{steps}/complete", headers=headers(server, str(EMMA))),
+            await api.post(
+                f"{steps}/email-opened", headers=headers(server, "ops", role="service_role")
+            ),
+            await api.post(
+                f"{steps}/task-due", headers=headers(server, "ops", role="service_role")
+            ),
+        ]
+        for response in refused:
+            assert response.status_code == 503, response.text
+            assert "platform writes the WedSync tables" in response.json()["message"]
+        read = await api.get(f"/api/wedsync/journeys/{RUN}", headers=headers(server, str(EMMA)))
+        by_rival = await api.get(
+            f"/api/wedsync/journeys/{RUN}", headers=headers(server, str(RIVAL_USER))
+        )
+    assert read.status_code == 200, read.text
+    assert [s["status"] for s in read.json()["steps"]] == ["available", "locked", "locked"]
+    assert read.json()["progress_percentage"] == 0
+    assert by_rival.status_code == 403
 
 
 @pytest.mark.postgres

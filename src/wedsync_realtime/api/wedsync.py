@@ -7,7 +7,7 @@ what they share:
 * `get_wedding` — the `WeddingRuntime` (SQLite on the embedded default, PostgreSQL in
   production mode); `get_writable_wedding` and `get_journeys` answer 503 in production mode,
   where the platform writes core fields, forms and journeys itself and change capture
-  announces them;
+  announces them (`get_journey_reader` serves the journey reads on both);
 * `wedsync_user` — the caller as a WedSync user: the JWT `sub` is the user id of
   ``user_profiles``; a verified token without a profile is refused (403);
 * `operator` — the service role or an admin profile, for operations endpoints;
@@ -99,13 +99,21 @@ def get_writable_wedding(
     return wedding
 
 
+def get_journey_reader(
+    wedding: Annotated[WeddingRuntime, Depends(get_wedding)],
+) -> JourneyService:
+    """The journey service, for reads (both backends keep journeys)."""
+    if wedding.journeys is None:
+        raise HTTPException(503, {"message": "This server keeps no WedSync journeys"})
+    return wedding.journeys
+
+
 def get_journeys(
     wedding: Annotated[WeddingRuntime, Depends(get_writable_wedding)],
+    journeys: Annotated[JourneyService, Depends(get_journey_reader)],
 ) -> JourneyService:
-    """The journey service (the embedded default keeps journey definitions)."""
-    if wedding.journeys is None:
-        raise HTTPException(503, {"message": WRITES_ON_POSTGRES})
-    return wedding.journeys
+    """The journey service, for writes (the embedded default only)."""
+    return journeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +174,7 @@ NodeDep = Annotated[Node, Depends(get_node)]
 WeddingDep = Annotated[WeddingRuntime, Depends(get_wedding)]
 WritableWeddingDep = Annotated[WeddingRuntime, Depends(get_writable_wedding)]
 JourneysDep = Annotated[JourneyService, Depends(get_journeys)]
+JourneyReaderDep = Annotated[JourneyService, Depends(get_journey_reader)]
 ActorDep = Annotated[Actor, Depends(wedsync_user)]
 
 

@@ -21,6 +21,7 @@ from wedsync_realtime.api.wedsync import (
     ERROR_RESPONSES,
     ActorDep,
     ErrorBody,
+    JourneyReaderDep,
     JourneysDep,
     NodeDep,
     WeddingDep,
@@ -189,9 +190,9 @@ _STEP_CONFLICT: dict[int | str, dict[str, Any]] = {
 
 @router.get("/journeys/{journey_id}")
 async def get_journey(
-    journey_id: str, principal: PrincipalDep, node: NodeDep, journeys: JourneysDep
+    journey_id: str, principal: PrincipalDep, node: NodeDep, journeys: JourneyReaderDep
 ) -> JourneyOut:
-    """A couple's journey with its steps (its supplier and its couple)."""
+    """A couple's journey with its steps (its supplier and its couple), on either backend."""
     await read_access(node, principal, channel_name(ChannelKind.JOURNEY_PROGRESS, journey_id))
     return JourneyOut.of(await journeys.get(journey_id))
 

@@ -36,7 +36,7 @@ __all__ = ["FACT_TABLES", "FEED_TABLES", "DomainCapture", "domain_change", "json
 log = logging.getLogger(__name__)
 
 #: The tables whose changes become domain events (schema ``public``).
-FEED_TABLES = frozenset({"core_field_values", "form_responses"})
+FEED_TABLES = frozenset({"core_field_values", "form_responses", "journey_instance_steps"})
 
 #: The tables of the facts the catalog's access rules read (schema ``public``): a change to one
 #: may take a right away from members already joined, so their channels are checked again.

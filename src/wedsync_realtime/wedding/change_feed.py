@@ -6,15 +6,18 @@ The CDC pipeline (`cdc/`, another module's business) turns its `CapturedChange`s
 `DomainChange`s below — table name, action, and the rows as JSON values (``to_jsonb`` of the typed
 values, as the Postgres Changes payload has them) — and calls `ChangeFeed.apply` once per
 transaction. The feed asks the same services that the write API uses for the events
-(`CoreFieldsService.announce`, `FormService.response_events`), so both sources produce the same
-events, and hands them to the same `EventRouter`, whose domain-derived message ids make a
-re-read transaction harmless.
+(`CoreFieldsService.announce`, `FormService.response_events`, `JourneyService.completion_events`),
+so both sources produce the same events, and hands them to the same `EventRouter`, whose
+domain-derived message ids make a re-read transaction harmless (notifications have ids derived
+from their cause, so they are stored and announced once too).
 
-Handled so far: ``core_field_values`` (insert/update; a venue change in the same transaction
-carries the venue-dependent fields as ``auto_populated_fields``) and ``form_responses`` (an
-update to ``submitted`` is ``form_submitted``; otherwise one ``form_field_updated`` per answer
-that changed, which needs ``REPLICA IDENTITY FULL`` for the old row — the migrations set it).
-Other tables yield no events yet.
+Handled: ``core_field_values`` (insert/update; a venue change in the same transaction carries the
+venue-dependent fields as ``auto_populated_fields``), ``form_responses`` (an update to
+``submitted`` is ``form_submitted``; otherwise one ``form_field_updated`` per answer that changed)
+and ``journey_instance_steps`` (an update to ``completed`` is ``journey_step_completed`` with the
+milestone notifications, the instance's progress and next steps read after the commit; a first
+``email_opened_at`` is ``journey_email_opened``). Telling a change from a touch needs the old row,
+i.e. ``REPLICA IDENTITY FULL`` — the migrations set it. Other tables yield no events.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from wedsync_realtime.wedding.core_fields import (
     CoreFieldsService,
     CoreFieldValue,
 )
+from wedsync_realtime.wedding.errors import NotFound
 from wedsync_realtime.wedding.events import DomainEvent, JsonValue
 from wedsync_realtime.wedding.forms import FormResponse, FormService
+from wedsync_realtime.wedding.journeys import JourneyInstance, JourneyService, StepStatus
 from wedsync_realtime.wedding.router import EventRouter, RouteReport
 
 __all__ = ["ChangeFeed", "ChangeType", "DomainChange"]
@@ -69,11 +74,17 @@ class ChangeFeed:
     """Turns committed transactions of domain changes into events, and routes them."""
 
     def __init__(
-        self, router: EventRouter, core_fields: CoreFieldsService, forms: FormService
+        self,
+        router: EventRouter,
+        core_fields: CoreFieldsService,
+        forms: FormService,
+        *,
+        journeys: JourneyService | None = None,
     ) -> None:
         self._router = router
         self._core_fields = core_fields
         self._forms = forms
+        self._journeys = journeys
 
     async def apply(self, transaction: Sequence[DomainChange]) -> RouteReport:
         """Route the events of one committed transaction."""
@@ -88,6 +99,8 @@ class ChangeFeed:
         for change in transaction:
             if change.table == "form_responses":
                 events += await self._form_events(change)
+            elif change.table == "journey_instance_steps":
+                events += await self._journey_events(change)
         return tuple(events)
 
     async def _core_field_events(self, changes: Sequence[DomainChange]) -> list[DomainEvent]:
@@ -150,3 +163,45 @@ class ChangeFeed:
                 "form_field_updated", form, response, field_id=field_id, user_id=user
             )
         return events
+
+    async def _journey_events(self, change: DomainChange) -> list[DomainEvent]:
+        """A step's progress: only an update (a started journey's rows inserted as they are,
+        already completed or not, are its set-up, not progress)."""
+        journeys = self._journeys
+        if journeys is None or change.type is not ChangeType.UPDATE or not change.record:
+            return []
+        new, old = change.record, change.old_record or {}
+        done = StepStatus.COMPLETED.value
+        completed = new.get("status") == done and old.get("status") != done
+        opened = new.get("email_opened_at") is not None and old.get("email_opened_at") is None
+        if not (completed or opened):
+            return []
+        step_id = _str(new, "step_id")
+        instance = await _journey(journeys, _str(new, "instance_id"), step_id)
+        if instance is None:
+            return []
+        events: list[DomainEvent] = []
+        if opened:
+            events += await journeys.email_opened_events(
+                instance, step_id, opened_at=_str(new, "email_opened_at") or None
+            )
+        if completed:
+            events += await journeys.completion_events(
+                instance,
+                step_id,
+                completed_by=_str(new, "completed_by") or None,
+                completed_at=_str(new, "completed_at") or None,
+            )
+        return events
+
+
+async def _journey(
+    journeys: JourneyService, instance_id: str, step_id: str
+) -> JourneyInstance | None:
+    """The instance as it is now; None when it (or the step) is gone since the commit."""
+    try:
+        instance = await journeys.get(instance_id)
+        instance.step(step_id)
+    except NotFound:
+        return None
+    return instance

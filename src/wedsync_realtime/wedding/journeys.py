@@ -17,6 +17,10 @@ timestamp}, plus journey_name, step_name, journey_status and, on completion, com
 ``wedding:{W}`` of the couple and, while the supplier is actively connected to the couple,
 ``supplier:{S}:journeys`` and ``supplier:{S}:clients``. Other suppliers follow the progress on the
 wedding channel; a journey is the business of its pair, so it never goes to their own channels.
+
+On the embedded default the write API completes steps (`JourneyService.complete_step`); on
+PostgreSQL the platform writes ``journey_instance_steps`` and change capture (`change_feed`) asks
+the same `completion_events` / `email_opened_events` for the events, so both give the same.
 """
 
 from __future__ import annotations
@@ -198,12 +202,10 @@ class JourneyService:
         ):
             raise Conflict(f"step {step.name!r} changed meanwhile; reload it", field="step_id")
         done = await self.get(journey_id)
-        extra: Payload = {"completed_by": completed_by}
-        event = await self._event("journey_step_completed", done, step_id, now, extra)
-        notified = await self._notifications.create_many(
-            await self._milestone_notifications(done, done.step(step_id), completed_by)
+        events = await self.completion_events(
+            done, step_id, completed_by=completed_by, completed_at=now
         )
-        return Outcome(done, (event, *notified.events))
+        return Outcome(done, events)
 
     async def email_opened(self, journey_id: str, step_id: str) -> Outcome[JourneyInstance]:
         """The couple opened the step's email (first opening only yields an event)."""
@@ -213,8 +215,35 @@ class JourneyService:
         if not await self._store.record_email_opened(journey_id, step_id, at=now):
             return Outcome(instance)
         instance = await self.get(journey_id)
-        event = await self._event("journey_email_opened", instance, step_id, now, {})
-        return Outcome(instance, (event,))
+        return Outcome(instance, await self.email_opened_events(instance, step_id, opened_at=now))
+
+    async def completion_events(
+        self,
+        instance: JourneyInstance,
+        step_id: str,
+        *,
+        completed_by: str | None,
+        completed_at: str | None,
+    ) -> tuple[DomainEvent, ...]:
+        """``journey_step_completed`` and the milestone notifications, for a completion that is
+        stored (from `complete_step`, or from change capture on PostgreSQL). `instance` is the
+        journey as read after the completion; the notifications' ids derive from the step and
+        `completed_at`, so the same completion seen twice notifies once."""
+        step = instance.step(step_id)
+        now = completed_at or iso_timestamp(self._clock())
+        extra: Payload = {"completed_by": completed_by}
+        event = await self._event("journey_step_completed", instance, step_id, now, extra)
+        drafts = await self._milestone_notifications(instance, step, completed_by, completed_at)
+        notified = await self._notifications.create_many(drafts)
+        return (event, *notified.events)
+
+    async def email_opened_events(
+        self, instance: JourneyInstance, step_id: str, *, opened_at: str | None
+    ) -> tuple[DomainEvent, ...]:
+        """``journey_email_opened``, for a first opening that is stored (from `email_opened`,
+        or from change capture on PostgreSQL)."""
+        now = opened_at or iso_timestamp(self._clock())
+        return (await self._event("journey_email_opened", instance, step_id, now, {}),)
 
     async def task_due(self, journey_id: str, step_id: str) -> Outcome[JourneyInstance]:
         """A step's task is due: an event and a notification to the couple (none if done)."""
@@ -291,18 +320,26 @@ class JourneyService:
         return DomainEvent(name, await self._channels(instance), payload)
 
     async def _milestone_notifications(
-        self, instance: JourneyInstance, step: JourneyStep, completed_by: str
+        self,
+        instance: JourneyInstance,
+        step: JourneyStep,
+        completed_by: str | None,
+        completed_at: str | None,
     ) -> list[NotificationDraft]:
-        """The other side hears of the milestone ("✅ Venue Walkthrough — Completed")."""
+        """The other side hears of the milestone ("✅ Venue Walkthrough — Completed"): the
+        supplier's users (while connected to the couple) and the couple's, but not who did it."""
         couple_name = await self._audience.couple_name(instance.couple_id) or instance.couple_id
-        actor = await self._audience.user_name(completed_by) or couple_name
+        actor = (await self._audience.user_name(completed_by) if completed_by else None) or (
+            couple_name
+        )
         following = ", ".join(s.name for s in instance.next_steps)
         message = f"{actor} completed {step.name}"
         message += f". Next: {following}" if following else f". {instance.journey_name} is complete"
-        recipients = [
-            *await self._audience.supplier_users(instance.supplier_id),
-            *await self._audience.couple_users(instance.couple_id),
-        ]
+        recipients: list[str] = []
+        if await self._audience.is_connected(instance.supplier_id, instance.couple_id):
+            recipients += await self._audience.supplier_users(instance.supplier_id)
+        recipients += await self._audience.couple_users(instance.couple_id)
+        cause = f"journey_step_completed/{instance.journey_id}/{step.step_id}/{completed_at or ''}"
         return [
             NotificationDraft(
                 user_id=user_id,
@@ -311,6 +348,7 @@ class JourneyService:
                 message=message,
                 action_url=f"/journeys/{instance.journey_id}",
                 priority=Priority.MEDIUM,
+                cause=cause,
             )
             for user_id in recipients
             if user_id != completed_by

@@ -1,11 +1,13 @@
 """The WedSync domain's facts and stores on PostgreSQL (production mode).
 
 The same roles as the embedded default's `SqliteDirectory` and `sqlite_stores`, on the tables of
-the migrations (``0002_wedsync_example.sql`` and ``0003_wedsync_domain.sql``):
+the migrations (``0002_wedsync_example.sql``, ``0003_wedsync_domain.sql`` and
+``0004_wedsync_journeys.sql``):
 
 * `PostgresDirectory` — the access rules' `Directory`, the services' `Audience` and the
   `VenueDirectory` that fills venue-dependent core fields;
 * `PostgresCoreFieldStore`, `PostgresFormStore` — reads (and the version-checked writes);
+* `PostgresJourneyStore` — a couple's journey and its steps (and the atomic step completion);
 * `PostgresNotificationStore` — notifications per user, as on the embedded default;
 * `PostgresLastSeenStore` — last-seen times (``realtime.last_seen``).
 
@@ -39,12 +41,14 @@ from wedsync_realtime.wedding.directory import FormFacts, JourneyFacts, UserProf
 from wedsync_realtime.wedding.errors import NotFound
 from wedsync_realtime.wedding.events import JsonValue
 from wedsync_realtime.wedding.forms import FormDefinition, FormField, FormResponse
+from wedsync_realtime.wedding.journeys import JourneyInstance, JourneyStep, StepKind, StepStatus
 from wedsync_realtime.wedding.notifications import Notification, Priority
 
 __all__ = [
     "PostgresCoreFieldStore",
     "PostgresDirectory",
     "PostgresFormStore",
+    "PostgresJourneyStore",
     "PostgresLastSeenStore",
     "PostgresNotificationStore",
     "as_uuid",
@@ -483,6 +487,118 @@ class PostgresFormStore(_Queries):
         if found is None:  # the form vanished between the checks and the write
             raise NotFound(f"no response of {couple_id!r} to form {form_id!r}", field="form_id")
         return found
+
+
+class PostgresJourneyStore(_Queries):
+    """`JourneyStore` on ``public.journey_instances`` (linked to ``public.journeys`` and its
+    ``journey_steps``) and ``public.journey_instance_steps``, as `SqliteJourneyStore` on the
+    embedded default. The instance's name is its journey's, else 0002's ``journey_name``;
+    a completion also keeps 0002's ``current_step`` (the first step not completed) up to date."""
+
+    async def journey_instance(self, journey_id: str) -> JourneyInstance | None:
+        key = as_uuid(journey_id)
+        if key is None:
+            return None
+        # One statement, so the instance and its steps come from one snapshot.
+        rows = await self._all(
+            "SELECT i.supplier_id, i.couple_id, i.status, coalesce(j.name, i.journey_name) AS"
+            " journey_name, st.* FROM public.journey_instances i"
+            " LEFT JOIN public.journeys j ON j.id = i.journey_id"
+            " LEFT JOIN LATERAL (SELECT s.step_id, s.name, s.position, s.kind, x.status AS"
+            "  step_status, x.completed_at, x.completed_by, x.due_at, x.email_opened_at"
+            "  FROM public.journey_instance_steps x JOIN public.journey_steps s"
+            "  ON s.journey_id = i.journey_id AND s.step_id = x.step_id"
+            "  WHERE x.instance_id = i.id) st ON true"
+            " WHERE i.id = %s ORDER BY st.position",
+            (key,),
+        )
+        if not rows:
+            return None
+        head = rows[0]
+        steps = tuple(
+            JourneyStep(
+                step_id=r["step_id"],
+                name=r["name"],
+                position=int(r["position"]),
+                kind=StepKind(r["kind"]),
+                status=StepStatus(r["step_status"]),
+                completed_at=_text(r["completed_at"]),
+                completed_by=_text(r["completed_by"]),
+                due_at=_text(r["due_at"]),
+                email_opened_at=_text(r["email_opened_at"]),
+            )
+            for r in rows
+            if r["step_id"] is not None
+        )
+        return JourneyInstance(
+            journey_id,
+            head["journey_name"],
+            str(head["supplier_id"]),
+            str(head["couple_id"]),
+            head["status"],
+            steps,
+        )
+
+    async def complete_journey_step(
+        self, journey_id: str, step_id: str, *, completed_by: str, at: str
+    ) -> bool:
+        key = as_uuid(journey_id)
+        if key is None:
+            return False
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.cursor(row_factory=dict_row)
+            # Completions of one instance run one at a time (as SQLite's writes do): a
+            # concurrent one waits here, then sees this one's steps and status committed.
+            await cursor.execute(
+                "SELECT 1 FROM public.journey_instances WHERE id = %s FOR UPDATE", (key,)
+            )
+            if await cursor.fetchone() is None:
+                return False
+            await cursor.execute(
+                "UPDATE public.journey_instance_steps SET status = 'completed',"
+                " completed_at = %s::timestamptz, completed_by = %s"
+                " WHERE instance_id = %s AND step_id = %s AND status = 'available' RETURNING 1",
+                (at, as_uuid(completed_by), key, step_id),
+            )
+            if await cursor.fetchone() is None:
+                return False
+            # The next locked step, in journey order, becomes available.
+            await cursor.execute(
+                "UPDATE public.journey_instance_steps SET status = 'available'"
+                " WHERE instance_id = %(i)s AND step_id = ("
+                "  SELECT x.step_id FROM public.journey_instance_steps x"
+                "  JOIN public.journey_instances i ON i.id = x.instance_id"
+                "  JOIN public.journey_steps s ON s.journey_id = i.journey_id"
+                "   AND s.step_id = x.step_id"
+                "  WHERE x.instance_id = %(i)s AND x.status = 'locked'"
+                "  ORDER BY s.position LIMIT 1)",
+                {"i": key},
+            )
+            await cursor.execute(
+                "UPDATE public.journey_instances i SET"
+                " status = CASE WHEN EXISTS (SELECT 1 FROM public.journey_instance_steps x"
+                "  WHERE x.instance_id = i.id AND x.status <> 'completed')"
+                "  THEN 'active' ELSE 'completed' END,"
+                " current_step = (SELECT x.step_id FROM public.journey_instance_steps x"
+                "  JOIN public.journey_steps s ON s.journey_id = i.journey_id"
+                "   AND s.step_id = x.step_id"
+                "  WHERE x.instance_id = i.id AND x.status <> 'completed'"
+                "  ORDER BY s.position LIMIT 1),"
+                " updated_at = %s::timestamptz WHERE i.id = %s",
+                (at, key),
+            )
+        return True
+
+    async def record_email_opened(self, journey_id: str, step_id: str, *, at: str) -> bool:
+        key = as_uuid(journey_id)
+        if key is None:
+            return False
+        rows = await self._all(
+            "UPDATE public.journey_instance_steps SET email_opened_at = %s::timestamptz"
+            " WHERE instance_id = %s AND step_id = %s AND email_opened_at IS NULL RETURNING 1",
+            (at, key, step_id),
+        )
+        return bool(rows)
 
 
 _NOTIFICATION_COLUMNS = (

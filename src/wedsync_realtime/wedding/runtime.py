@@ -39,6 +39,7 @@ from wedsync_realtime.wedding.postgres_stores import (
     PostgresCoreFieldStore,
     PostgresDirectory,
     PostgresFormStore,
+    PostgresJourneyStore,
     PostgresLastSeenStore,
     PostgresNotificationStore,
 )
@@ -102,11 +103,11 @@ class DomainDirectory(Audience, VenueDirectory, Protocol):
 class WeddingStores:
     """One backend's stores for the domain services.
 
-    `journeys` is None where the backend keeps no journey definitions (PostgreSQL for now:
-    the journey endpoints answer 503 there). `writes` says whether the REST write API of core
-    fields and forms serves requests: on PostgreSQL the platform writes those tables and change
-    capture announces the changes, so a second writer through this server would announce them
-    twice (notifications included).
+    `journeys` is None where the backend keeps no journeys (the journey endpoints then answer
+    503). `writes` says whether the REST write API of core fields, forms and journeys serves
+    requests: on PostgreSQL the platform writes those tables and change capture announces the
+    changes, so a second writer through this server would announce them twice (notifications
+    included).
     """
 
     directory: DomainDirectory
@@ -160,7 +161,7 @@ def postgres_stores(directory: PostgresDirectory) -> WeddingStores:
         forms=PostgresFormStore(pool),
         notifications=PostgresNotificationStore(pool),
         last_seen=PostgresLastSeenStore(pool),
-        journeys=None,
+        journeys=PostgresJourneyStore(pool),
         writes=False,
         open=open_,
         close=close,
@@ -196,7 +197,7 @@ class WeddingRuntime:
         #: The node's presence listener (wired by `app.py`): last seen, kept 7 days.
         self.presence = LastSeenRecorder(stores.last_seen, retention_days=last_seen_retention_days)
         #: Where change capture hands its transactions (PostgreSQL; see `change_feed`).
-        self.changes = ChangeFeed(self.router, self.core_fields, self.forms)
+        self.changes = ChangeFeed(self.router, self.core_fields, self.forms, journeys=self.journeys)
 
     async def deliver(self, outcome: Outcome[T]) -> T:
         """Publish the outcome's events, then hand back its value.
