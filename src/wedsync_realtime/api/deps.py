@@ -17,12 +17,12 @@ from wedsync_realtime.errors import AuthError
 __all__ = ["caller", "get_node", "service_caller"]
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     node: Node = request.app.state.node
     return node
 
 
-def caller(
+async def caller(
     node: Annotated[Node, Depends(get_node)],
     authorization: Annotated[str | None, Header()] = None,
     apikey: Annotated[str | None, Header()] = None,
@@ -38,7 +38,7 @@ def caller(
         raise HTTPException(status_code=401, detail={"message": exc.message}) from None
 
 
-def service_caller(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+async def service_caller(principal: Annotated[Principal, Depends(caller)]) -> Principal:
     """The caller, who must be the service role (our own back end); 403 for anyone else."""
     if not principal.is_service:
         raise HTTPException(

@@ -76,7 +76,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_wedding(request: Request) -> WeddingRuntime:
+async def get_wedding(request: Request) -> WeddingRuntime:
     wedding: WeddingRuntime | None = getattr(request.app.state, "wedding", None)
     if wedding is None:
         raise HTTPException(503, {"message": "This server has no WedSync store"})
@@ -90,7 +90,7 @@ WRITES_ON_POSTGRES = (
 )
 
 
-def get_writable_wedding(
+async def get_writable_wedding(
     wedding: Annotated[WeddingRuntime, Depends(get_wedding)],
 ) -> WeddingRuntime:
     """The runtime, when it serves the write API of core fields, forms and journeys."""
@@ -99,7 +99,7 @@ def get_writable_wedding(
     return wedding
 
 
-def get_journey_reader(
+async def get_journey_reader(
     wedding: Annotated[WeddingRuntime, Depends(get_wedding)],
 ) -> JourneyService:
     """The journey service, for reads (both backends keep journeys)."""
@@ -108,7 +108,7 @@ def get_journey_reader(
     return wedding.journeys
 
 
-def get_journeys(
+async def get_journeys(
     wedding: Annotated[WeddingRuntime, Depends(get_writable_wedding)],
     journeys: Annotated[JourneyService, Depends(get_journey_reader)],
 ) -> JourneyService:
