@@ -13,7 +13,7 @@ from typing import Any
 from wedsync_realtime.app import build_app, build_node
 from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.logs import configure_logging
-from wedsync_realtime.server import Server, uvicorn_config
+from wedsync_realtime.server import Server, tune_garbage_collector, uvicorn_config
 from wedsync_realtime.settings import PREFIX, Settings, SettingsError
 from wedsync_realtime.wedding.demo_cli import run_demo
 
@@ -166,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     node = build_node(settings)
     app = build_app(settings, node)
+    tune_garbage_collector(settings.gc_thresholds)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     server = Server(uvicorn_config(app, host, port, settings.max_frame_bytes), node)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import uvicorn
@@ -10,7 +11,22 @@ from wedsync_realtime.app import RealtimeApp
 from wedsync_realtime.engine.node import Node
 from wedsync_realtime.transport.uvicorn_ws import FastWebSocketProtocol
 
-__all__ = ["Server", "uvicorn_config"]
+__all__ = ["Server", "tune_garbage_collector", "uvicorn_config"]
+
+
+def tune_garbage_collector(thresholds: tuple[int, int, int] | None) -> None:
+    """Set the collector's thresholds (None: CPython's) and freeze what start-up allocated.
+
+    A server holding thousands of sockets keeps hundreds of thousands of long-lived container
+    objects; CPython's default thresholds make a full collection walk them all every few
+    seconds under load, stopping the event loop for 0.5 s or more (BENCHMARKS.md, "Core Fields
+    benchmark"). Larger thresholds make those passes rare, and `gc.freeze` takes the modules,
+    settings and store loaded at start-up out of every later pass (the Instagram recipe).
+    """
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)
+    gc.collect()
+    gc.freeze()
 
 
 def uvicorn_config(app: RealtimeApp, host: str, port: int, max_frame_bytes: int) -> uvicorn.Config:

@@ -120,6 +120,11 @@ class Settings:
     presence_offline_after_s: float = 3_600.0
     #: Days a user's last-seen time is kept (SPEC.md: 7).
     last_seen_retention_days: float = 7.0
+    #: The cyclic garbage collector's thresholds for `serve` (`gc.set_threshold`), from
+    #: ``a,b,c``, or ``default`` for CPython's (700, 10, 10). With thousands of connections a
+    #: full collection walks every socket's objects and stops the loop for ~0.5 s (the p99 of
+    #: benchmarks/core_fields.py); these make full passes rare (BENCHMARKS.md "Core Fields").
+    gc_thresholds: tuple[int, int, int] | None = (100_000, 50, 1_000)
     #: Connections one user (JWT `sub`) may hold at once.
     max_connections_per_user: int = 10
     #: Channels one user may have joined across all their connections (SPEC.md: 50).
@@ -305,6 +310,16 @@ def _parse_history_rules(raw: str) -> tuple[HistoryRule, ...]:
     return tuple(rules)
 
 
+def _parse_gc_thresholds(text: str) -> tuple[int, int, int] | None:
+    if text.strip().lower() == "default":
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError("expected three non-negative integers `a,b,c`, or `default`")
+    first, second, third = (int(p) for p in parts)
+    return (first, second, third)
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "host": str,
     "port": int,
@@ -325,6 +340,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "presence_away_after_s": float,
     "presence_offline_after_s": float,
     "last_seen_retention_days": float,
+    "gc_thresholds": _parse_gc_thresholds,
     "max_connections_per_user": int,
     "max_channels_per_user": int,
     "service_role_max_channels": int,

@@ -278,3 +278,13 @@ def test_bad_cdc_tables_name_the_variable_and_the_item(raw: str) -> None:
     with pytest.raises(SettingsError, match="WEDSYNC_CDC_TABLES") as info:
         Settings.from_env({"WEDSYNC_CDC_TABLES": raw})
     assert "expected `table` or `schema.table`" in str(info.value)
+
+
+def test_gc_thresholds_default_tuned_overridable_or_cpythons() -> None:
+    assert Settings().gc_thresholds == (100_000, 50, 1_000)
+    tuned = Settings.from_env({"WEDSYNC_GC_THRESHOLDS": " 5000, 20 ,100"})
+    assert tuned.gc_thresholds == (5000, 20, 100)
+    assert Settings.from_env({"WEDSYNC_GC_THRESHOLDS": "default"}).gc_thresholds is None
+    for bad in ("1,2", "a,b,c", "1,-2,3"):
+        with pytest.raises(SettingsError, match="WEDSYNC_GC_THRESHOLDS"):
+            Settings.from_env({"WEDSYNC_GC_THRESHOLDS": bad})
