@@ -10,6 +10,7 @@ so that a supplier that is not actively connected never appears in the list.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,11 +72,12 @@ class CoupleAudience:
 
 
 async def couple_audience(audience: Audience, couple_id: str) -> CoupleAudience:
-    return CoupleAudience(
-        couple_id,
-        await audience.couple_weddings(couple_id),
-        await audience.connected_suppliers(couple_id),
+    # Both reads at once: on PostgreSQL each is a round trip, and change capture announces
+    # every change of a busy platform through here.
+    weddings, suppliers = await asyncio.gather(
+        audience.couple_weddings(couple_id), audience.connected_suppliers(couple_id)
     )
+    return CoupleAudience(couple_id, weddings, suppliers)
 
 
 def may_act_for_couple(profile: UserProfile | None, couple_id: str) -> bool:

@@ -24,6 +24,7 @@ The rules, in `CoreFieldsService.update`:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
@@ -328,9 +329,11 @@ class CoreFieldsService:
         """
         if not applied:
             return ()
-        where = await couple_audience(self._audience, couple_id)
+        where, actor_name = await asyncio.gather(
+            couple_audience(self._audience, couple_id), self._audience.user_name(updated_by)
+        )
         channels = where.channels(channel_name(ChannelKind.CORE_FIELDS, couple_id))
-        actor = await self._audience.user_name(updated_by) or "Someone"
+        actor = actor_name or "Someone"
         filled = [a for a in applied if a.field_name in auto_populated]
         primary = [a for a in applied if a.field_name not in auto_populated] or filled
         events: list[DomainEvent] = []
@@ -391,13 +394,18 @@ class CoreFieldsService:
             title = "Wedding details changed"
             labels = [_LABELS[f] for f in fields]
             message = f"{actor} updated the {', '.join(labels[:-1])} and {labels[-1]}"
-        couple_name = await self._audience.couple_name(couple_id) or couple_id
+        # The couple's name and every supplier's users at once (round trips on PostgreSQL).
+        name, users = await asyncio.gather(
+            self._audience.couple_name(couple_id),
+            asyncio.gather(*(self._audience.supplier_users(s) for s in suppliers)),
+        )
+        couple_name = name or couple_id
         priority = Priority.HIGH if _HIGH_PRIORITY_FIELDS & set(fields) else Priority.MEDIUM
         versions = ",".join(f"{c.field_name}/v{c.new.version}" for c in changes)
         cause = f"core_fields_updated/{couple_id}/{versions}"
         drafts: list[NotificationDraft] = []
-        for supplier_id in suppliers:
-            for user_id in await self._audience.supplier_users(supplier_id):
+        for supplier_users in users:
+            for user_id in supplier_users:
                 drafts.append(
                     NotificationDraft(
                         user_id=user_id,

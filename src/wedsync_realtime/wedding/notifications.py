@@ -20,6 +20,7 @@ user's notification is refused as if it did not exist (`NotificationNotFound`): 
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
 from collections.abc import Callable, Sequence
@@ -222,12 +223,10 @@ class NotificationService:
 
     async def create_many(self, drafts: Sequence[NotificationDraft]) -> Outcome[list[Notification]]:
         """`create` for each draft, in order."""
-        created: list[Notification] = []
-        events: list[DomainEvent] = []
-        for draft in drafts:
-            outcome = await self.create(draft)
-            created.append(outcome.value)
-            events.extend(outcome.events)
+        # Concurrently (one round trip each on PostgreSQL), results in the drafts' order.
+        outcomes = await asyncio.gather(*(self.create(draft) for draft in drafts))
+        created = [outcome.value for outcome in outcomes]
+        events = [event for outcome in outcomes for event in outcome.events]
         return Outcome(created, tuple(events))
 
     async def mark_read(
