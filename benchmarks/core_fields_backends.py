@@ -9,12 +9,9 @@ shared.
   the server's data directory (`benchmarks.wedsync_seed.seed_sqlite`), and a change is a
   ``PATCH /api/wedsync/couples/{C}/core-fields`` by the couple's own user (`RestWriter`), whose
   handler stores the change and routes its ``core_fields_updated`` event before answering.
-* A PostgreSQL backend (not written yet) would seed the same plan into a migrated database
-  (`tests.support.cdc.migrated_database`: ``couples``, ``user_profiles``, the supplier-couple
-  connections, ``core_field_values``), return ``WEDSYNC_DATABASE_URL`` and a slot name of its
-  own from `server_env`, and write each change as an UPSERT of ``core_field_values`` with the
-  version bumped, stamping `Change.sent_ns` just before executing it; the event then comes
-  through change capture. Register it in `BACKENDS`.
+* `benchmarks.core_fields_postgres.PostgresBackend` (``--backend postgres``): the plan goes
+  into a fresh migrated PostgreSQL database, and a change is the platform's committed UPDATE of
+  ``core_field_values``; its event comes through change capture.
 """
 
 from __future__ import annotations
@@ -234,6 +231,14 @@ class EmbeddedBackend:
         return writer
 
 
+def _postgres(_opts: argparse.Namespace) -> Backend:
+    # Imported here: the PostgreSQL backend imports this module (`Change`).
+    from benchmarks.core_fields_postgres import PostgresBackend
+
+    return PostgresBackend()
+
+
 BACKENDS: dict[str, Callable[[argparse.Namespace], Backend]] = {
     "embedded": lambda _opts: EmbeddedBackend(),
+    "postgres": _postgres,
 }

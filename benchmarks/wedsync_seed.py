@@ -2,7 +2,7 @@
 
 `SeedPlan.build` decides who exists, independently of where the data will live:
 
-* ``couples`` couples, each with one couple user (``bu-c{i}``, the one who edits the core
+* ``couples`` couples, each with one couple user (named ``bu-c{i}``, the one who edits the core
   fields), one wedding (``bw-{i}``) and ``suppliers_per_couple`` actively connected suppliers,
   one of each category (photographer, caterer, venue, florist, planner, ...);
 * every supplier serves ``couples_per_supplier`` couples and has that many users (its team,
@@ -12,15 +12,15 @@
 * every couple starts with the same core fields (`INITIAL_FIELDS`, version 1) and the venue
   directory holds `VENUES`, so a venue change fills the venue's address and capacity.
 
+Ids are uuids made from those names (`bench_id`), as PostgreSQL's schema needs them.
 `seed_sqlite` writes a plan into the embedded default's SQLite file through the project's own
 store code (`SqliteDirectory`, `SqliteCoreFieldStore`), in one transaction, before the server
-starts. A PostgreSQL seeding of the same plan (the example schema's ``couples``,
-``user_profiles``, ``supplier_client_connections``, ``core_field_values``) is the part a
-``--backend postgres`` variant adds.
+starts; `benchmarks.core_fields_postgres` seeds the same plan into PostgreSQL.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +39,19 @@ __all__ = [
     "SeedCouple",
     "SeedPlan",
     "SeedSupplier",
+    "bench_id",
     "seed_sqlite",
 ]
+
+#: Namespace of the benchmark's ids (uuid5 of a readable name: PostgreSQL's ids are uuids, as
+#: `auth.uid()` is; the embedded store takes them as they are).
+_ID_NAMESPACE = uuid.UUID("6f1c3e52-0c7b-4d0e-9a4f-62656e636866")
+
+
+def bench_id(name: str) -> str:
+    """The benchmark's id for a readable name (``bc-00001`` -> a uuid)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, name))
+
 
 #: One supplier of each category per couple (cycled when a couple has more than 5).
 CATEGORIES = ("photographer", "caterer", "venue", "florist", "planner")
@@ -115,9 +126,11 @@ class SeedPlan:
                 suppliers.append(
                     SeedSupplier(
                         index=index,
-                        supplier_id=f"bs-{index:05d}",
+                        supplier_id=bench_id(f"bs-{index:05d}"),
                         category=CATEGORIES[s % len(CATEGORIES)],
-                        user_ids=tuple(f"bu-s{index}-{u}" for u in range(couples_per_supplier)),
+                        user_ids=tuple(
+                            bench_id(f"bu-s{index}-{u}") for u in range(couples_per_supplier)
+                        ),
                         couple_indexes=tuple(
                             range(k * couples_per_supplier, (k + 1) * couples_per_supplier)
                         ),
@@ -126,9 +139,9 @@ class SeedPlan:
         couple_list = tuple(
             SeedCouple(
                 index=i,
-                couple_id=f"bc-{i:05d}",
-                user_id=f"bu-c{i}",
-                wedding_id=f"bw-{i:05d}",
+                couple_id=bench_id(f"bc-{i:05d}"),
+                user_id=bench_id(f"bu-c{i}"),
+                wedding_id=bench_id(f"bw-{i:05d}"),
                 supplier_ids=tuple(
                     suppliers[s * per_category + i // couples_per_supplier].supplier_id
                     for s in range(suppliers_per_couple)
