@@ -14,14 +14,18 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from wedsync_realtime.api import broadcast, history, wedsync
+from wedsync_realtime.api.realtime_api import channel_type
 from wedsync_realtime.auth.jwt import TokenVerifier
 from wedsync_realtime.auth.policy import NameRulesPolicy
 from wedsync_realtime.backends.memory import MemoryBroker, MemoryHistory
 from wedsync_realtime.cdc.capture import CaptureConfig
 from wedsync_realtime.cdc.subscriptions import PostgresChanges
+from wedsync_realtime.engine.audit import AuditLog, AuditRecorder, node_figures
 from wedsync_realtime.engine.node import Node
 from wedsync_realtime.logs import install_log_filters
 from wedsync_realtime.settings import Settings
+from wedsync_realtime.store.audit_postgres import PostgresAuditLog
+from wedsync_realtime.store.audit_sqlite import SqliteAuditLog
 from wedsync_realtime.transport.asgi import WebSocketEndpoint
 from wedsync_realtime.wedding.captured import DomainCapture
 from wedsync_realtime.wedding.directory import Directory
@@ -50,10 +54,13 @@ def build_node(settings: Settings) -> Node:
     # PostgreSQL in production mode. The domain services use the same store (`build_app`
     # finds it through the policy: `runtime_for`).
     directory: Directory
+    audit_log: AuditLog  # the audit log's tables live in the same store
     if settings.database_url is None:
         directory = open_embedded_directory(settings)
+        audit_log = SqliteAuditLog(directory.database)
     else:
         directory = PostgresDirectory(domain_pool(settings.database_url))
+        audit_log = PostgresAuditLog(directory.pool)
     history = MemoryHistory(idempotency_ttl=settings.idempotency_ttl_s)
     postgres_changes = None
     if settings.database_url is not None:
@@ -74,6 +81,14 @@ def build_node(settings: Settings) -> Node:
         postgres_changes=postgres_changes,
     )
     node.housekeeping.append(history.prune)
+    if settings.audit:
+        node.audit = AuditRecorder(
+            audit_log,
+            channel_type=channel_type,
+            figures=lambda: node_figures(node),
+            retention_days=settings.audit_retention_days,
+        )
+        node.housekeeping.append(node.audit.housekeeping)  # metrics snapshots and pruning
     return node
 
 
@@ -84,6 +99,7 @@ def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:
     # The WedSync services on the node's embedded store (None on PostgreSQL).
     wedding = runtime_for(node)
     if wedding is not None:
+        wedding.router.audit = node.audit  # every routed domain event is an audit row
         # Last seen (7 days): the engine reports who it sees; the domain stores it. And
         # `presence_updated`: a user's status changes, announced on the channels of the people
         # who may see it (a supplier's clients, a couple's suppliers).

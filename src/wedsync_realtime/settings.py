@@ -120,6 +120,12 @@ class Settings:
     presence_offline_after_s: float = 3_600.0
     #: Days a user's last-seen time is kept (SPEC.md: 7).
     last_seen_retention_days: float = 7.0
+    #: The audit log of real-time access and events (`engine.audit`): the realtime_* tables of
+    #: the embedded store or of PostgreSQL. Off: nothing is recorded.
+    audit: bool = True
+    #: Days audit rows are kept (ended subscriptions, presences, events, metrics); SPEC.md keeps
+    #: activity logs 30 days.
+    audit_retention_days: float = 30.0
     #: The cyclic garbage collector's thresholds for `serve` (`gc.set_threshold`), from
     #: ``a,b,c``, or ``default`` for CPython's (700, 10, 10). With thousands of connections a
     #: full collection walks every socket's objects and stops the loop for ~0.5 s (the p99 of
@@ -227,7 +233,7 @@ class Settings:
 
     def _validate_presence(self) -> None:
         steps = ("presence_idle_after_s", "presence_away_after_s", "presence_offline_after_s")
-        for name in (*steps, "last_seen_retention_days"):
+        for name in (*steps, "last_seen_retention_days", "audit_retention_days"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         for lower, higher in itertools.pairwise(steps):
@@ -340,6 +346,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "presence_away_after_s": float,
     "presence_offline_after_s": float,
     "last_seen_retention_days": float,
+    "audit": _parse_bool,
+    "audit_retention_days": float,
     "gc_thresholds": _parse_gc_thresholds,
     "max_connections_per_user": int,
     "max_channels_per_user": int,

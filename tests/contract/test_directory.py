@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.cdc import migrated_database
 from tests.support.pg_directory import PgDirectory, open_domain_pool, truncate_domain
-from wedsync_realtime.store.sqlite import SqliteDatabase, database_path
+from wedsync_realtime.store.sqlite import SCHEMA_STEPS, SqliteDatabase, database_path
 from wedsync_realtime.wedding.directory import (
     Directory,
     FormFacts,
@@ -221,7 +221,7 @@ async def test_the_sqlite_directory_survives_a_reopen(tmp_path: Path) -> None:
     path = database_path(tmp_path / "data")
     with SqliteDatabase.open(path) as first:
         SqliteDirectory(first).connect("s1", "c1")
-        assert first.schema_version == 1
+        assert first.schema_version == len(SCHEMA_STEPS)
     with SqliteDatabase.open(path) as again:
         assert again.apply_schema() == []
         assert await SqliteDirectory(again).is_connected("s1", "c1")

@@ -8,7 +8,8 @@
 * ``GET /api/realtime/status`` — whether the caller is connected, how many channels they hold,
   and the messages their channels retain (history: the recovery window).
 * ``POST /api/realtime/events`` — publish an event on a channel the caller may write to, through
-  the domain router (per-channel message rate of the caller's tier applies).
+  the domain router (per-channel message rate of the caller's tier applies); each one published
+  is a ``realtime_events`` row of the audit log (`expires_in_minutes` its `expires_at`).
 * ``POST /api/realtime/subscribe`` — validate channels (the SPEC's short names with filters, or
   catalog names) against the policy and return the topics to join.
 
@@ -36,7 +37,7 @@ from wedsync_realtime.protocol.session import CHANNEL_PREFIX
 from wedsync_realtime.wedding.channels import ChannelKind, parse_channel
 from wedsync_realtime.wedding.directory import UserType
 from wedsync_realtime.wedding.events import DomainEvent, channel_name, iso_timestamp
-from wedsync_realtime.wedding.router import EventRouter
+from wedsync_realtime.wedding.router import EventRouter, audit_route
 from wedsync_realtime.wedding.runtime import WeddingRuntime
 
 __all__ = ["router"]
@@ -128,7 +129,8 @@ class EventIn(BaseModel):
         default=None,
         ge=1,
         le=1440,
-        description="Accepted; retention follows the channel's history TTL for now",
+        description="The audit log's `expires_at` (default 5); the message itself is kept as "
+        "long as the channel's history TTL",
     )
 
 
@@ -320,6 +322,16 @@ async def publish_event(
         )
     event = DomainEvent(body.event_type, (channel,), body.payload, body.priority)
     report = await EventRouter(node).route_with_id(event, idempotency_key or str(uuid.uuid4()))
+    if node.audit is not None:
+        minutes = body.expires_in_minutes
+        audit_route(
+            node.audit,
+            event,
+            report.messages,
+            report.failed,
+            user_id=principal.subject or principal.role,
+            expires_in_s=minutes * 60.0 if minutes is not None else None,
+        )
     if report.failed or not report.messages:
         raise HTTPException(503, {"message": "The event could not be published; retry it"})
     published = report.messages[0].published

@@ -22,6 +22,7 @@ from wedsync_realtime.auth.jwt import Principal
 from wedsync_realtime.auth.policy import Action
 from wedsync_realtime.backends.base import StreamPosition
 from wedsync_realtime.cdc.subscriptions import BindingError, Identity
+from wedsync_realtime.engine.audit import ACCESS_REVOKED
 from wedsync_realtime.engine.history import (
     MAX_MESSAGE_ID_LENGTH,
     message_from_entry,
@@ -394,6 +395,17 @@ class Connection:
                 membership.topic, viewer=self.node.presence_owner(self)
             )
             self.send(self.session.push(membership.topic, "presence_state", presence))
+        audit, principal = self.node.audit, membership.principal
+        if audit is not None:
+            bindings = membership.config.postgres_changes
+            audit.joined(
+                self.id,
+                membership.topic,
+                principal.subject or principal.role,
+                tier=principal.tier,
+                max_channels=self.node.channel_limit(principal).maximum,
+                bindings=[binding.raw for binding in bindings] if bindings else (),
+            )
         self.log.info("joined %s", membership.channel)
 
     async def _join_history(
@@ -642,6 +654,7 @@ class Connection:
             principal, membership.channel, Action.SUBSCRIBE, private=membership.config.private
         )
         if not decision.allowed:
+            self._revoked(principal, membership.channel, decision.reason)
             self._shutdown(
                 request.topic,
                 "You no longer have permission to read from this Channel topic: "
@@ -689,6 +702,7 @@ class Connection:
                 membership.principal.role,
                 decision.reason,
             )
+            self._revoked(membership.principal, membership.channel, decision.reason)
             self._shutdown(
                 topic,
                 "You no longer have permission to read from this Channel topic: "
@@ -696,6 +710,13 @@ class Connection:
             )
             closed += 1
         return closed
+
+    def _revoked(self, principal: Principal, channel: str, reason: str | None) -> None:
+        """Record in the audit log that `principal` lost the right to read `channel`."""
+        if self.node.audit is not None:
+            details = {"action": str(Action.SUBSCRIBE), "role": principal.role, "reason": reason}
+            user = principal.subject or principal.role
+            self.node.audit.access(ACCESS_REVOKED, channel, user, details)
 
     def _schedule_expiry(self, membership: Membership) -> None:
         if membership.expiry is not None:

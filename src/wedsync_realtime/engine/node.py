@@ -25,6 +25,7 @@ from wedsync_realtime.auth.jwt import Principal, TokenVerifier
 from wedsync_realtime.auth.policy import Action, ChannelPolicy
 from wedsync_realtime.backends.base import Broker, BrokerMessage, HistoryStore
 from wedsync_realtime.cdc.subscriptions import PostgresChanges
+from wedsync_realtime.engine.audit import ACCESS_DENIED, AuditRecorder
 from wedsync_realtime.engine.connection import Connection
 from wedsync_realtime.engine.history import ChannelLocks, Published, history_body
 from wedsync_realtime.engine.hub import Hub, Subscriber
@@ -129,6 +130,9 @@ class Node:
         #: Told whenever a user is seen (last-seen records) and, if a `PresenceChangeListener`,
         #: whenever a presence changes; set by the composition root.
         self.presence_listener: PresenceListener | None = None
+        #: The audit log (`engine.audit`): told of joins, leaves, presences and refusals; None
+        #: turns it off. Set by the composition root; started and flushed with the node.
+        self.audit: AuditRecorder | None = None
         self._decayer: asyncio.Task[None] | None = None
         self._decay_wake = asyncio.Event()
         self._decay_at: float | None = None
@@ -160,6 +164,8 @@ class Node:
             await self.postgres_changes.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="node-sweeper")
         self._decayer = asyncio.create_task(self._decay_loop(), name="node-presence-decay")
+        if self.audit is not None:
+            self.audit.start()
         self.accepting = True
 
     async def drain(self) -> None:
@@ -190,6 +196,8 @@ class Node:
             self._decayer = None
         if self.postgres_changes is not None:
             await self.postgres_changes.stop()
+        if self.audit is not None:
+            await self.audit.close()  # writes what is queued
         await self.broker.close()
         await self.history.close()
 
@@ -282,6 +290,10 @@ class Node:
                 principal.role,
                 decision.reason,
             )
+            if self.audit is not None:
+                user = principal.subject or principal.role
+                details = {"action": str(action), "role": principal.role, "reason": decision.reason}
+                self.audit.access(ACCESS_DENIED, channel, user, details)
             raise ChannelError(
                 ErrorCode.UNAUTHORIZED,
                 f"You do not have permissions to {verb} this Channel topic: {channel}",
@@ -303,6 +315,8 @@ class Node:
         return subscriber
 
     def unsubscribe(self, conn: Connection, topic: str, subject: str | None) -> None:
+        if self.audit is not None:
+            self.audit.left(conn.id, topic)
         if self.hub.remove(topic, conn.id):
             self.metrics.active_channels -= 1
             self._background(self.broker.unsubscribe(topic))
@@ -442,6 +456,8 @@ class Node:
             self._seen(conn, declared, seen_at)
         elif old is not None and not old.hidden:
             self._seen(conn, Status.OFFLINE, wall)  # "appear offline" from now: last seen now
+        if self.audit is not None:
+            self.audit.activity(conn.id, topic)
         self._presence_changed(conn, topic)
         if diff is not None:
             await self.publish_presence(topic, diff)
@@ -466,6 +482,8 @@ class Node:
     def presence_activity(self, conn: Connection, topic: str) -> None:
         """Activity other than a track (a broadcast on `topic`): restarts the connection's
         inactivity clock there, restoring a decayed status. Plain metas: nothing to do."""
+        if self.audit is not None:
+            self.audit.activity(conn.id, topic)
         clock = self.presence_clock
         if clock.get(topic, conn.id) is None:
             return
@@ -505,9 +523,25 @@ class Node:
             listener.seen(subject, str(status) if status is not None else None, at)
 
     def _presence_changed(self, conn: Connection, topic: str) -> None:
+        if self.audit is not None:
+            self._audit_presence(self.audit, conn, topic)
         listener, subject = self.presence_listener, conn.principal.subject
         if subject is not None and isinstance(listener, PresenceChangeListener):
             listener.presence_changed(subject, topic, conn.id)
+
+    def _audit_presence(self, audit: AuditRecorder, conn: Connection, topic: str) -> None:
+        """Tell the audit log what `conn`'s presence on `topic` is now (None: gone)."""
+        entry = self.presence.get(topic, conn.id)
+        tracked = self.presence_clock.get(topic, conn.id)
+        audit.presence(
+            conn.id,
+            topic,
+            conn.principal.subject or conn.principal.role,
+            entry.payload if entry is not None else None,
+            status=str(tracked.current) if tracked is not None else None,
+            last_activity=tracked.since_wall if tracked is not None else None,
+            hidden=entry is not None and entry.hidden,
+        )
 
     async def _decay_loop(self) -> None:
         """Sleep until the next status change is due, or a track brings a sooner one."""

@@ -4,7 +4,8 @@ It mirrors the concepts of the PostgreSQL example schema (``migrations/0002_weds
 so the WedSync domain runs without PostgreSQL: users and their supplier or couple, supplier teams,
 supplier-couple connections, weddings, forms (and the couples they were sent to), form responses,
 core field values with a version per field, a venue directory, journeys with ordered steps and
-their per-couple instances, notifications, and last-seen times.
+their per-couple instances, notifications, and last-seen times; and the audit log's realtime
+tables (``migrations/0001_realtime.sql``; see `store.audit_sqlite`).
 
 Schema creation is versioned and idempotent: ``PRAGMA user_version`` records the last step applied
 and `SqliteDatabase.open` applies the missing steps of `SCHEMA_STEPS` in one transaction each. The
@@ -205,6 +206,84 @@ SCHEMA_STEPS: tuple[str, ...] = (
         last_seen_at  TEXT NOT NULL,
         status        TEXT
     );
+    """,
+    # 2: the audit log (`store.audit_sqlite`): the specification's realtime tables, with the
+    # columns of migrations/0001_realtime.sql in SQLite types (uuids: 32 hex digits; instants:
+    # ISO 8601 UTC text with milliseconds; booleans 0/1; jsonb: JSON text).
+    """
+    CREATE TABLE realtime_channels (
+        id                  TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))),
+        name                TEXT NOT NULL UNIQUE,
+        type                TEXT NOT NULL DEFAULT 'shared'
+                            CHECK (type IN ('private', 'shared', 'broadcast', 'resource')),
+        max_subscribers     INTEGER NOT NULL DEFAULT 1000 CHECK (max_subscribers > 0),
+        message_rate_limit  INTEGER NOT NULL DEFAULT 100 CHECK (message_rate_limit > 0),
+        payload_size_limit  INTEGER NOT NULL DEFAULT 65536 CHECK (payload_size_limit > 0),
+        auth_required       INTEGER NOT NULL DEFAULT 1 CHECK (auth_required IN (0, 1)),
+        created_at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        updated_at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+
+    CREATE TABLE realtime_subscriptions (
+        id                    TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))),
+        user_id               TEXT NOT NULL,
+        channel_id            TEXT NOT NULL REFERENCES realtime_channels (id) ON DELETE CASCADE,
+        filters               TEXT NOT NULL DEFAULT '{}',
+        subscription_tier     TEXT NOT NULL DEFAULT 'free',
+        max_channels_allowed  INTEGER NOT NULL DEFAULT 10 CHECK (max_channels_allowed > 0),
+        connected_at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        last_activity         TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        disconnected_at       TEXT,
+        UNIQUE (user_id, channel_id)
+    );
+    CREATE INDEX realtime_subscriptions_channel_idx ON realtime_subscriptions (channel_id);
+    CREATE INDEX realtime_subscriptions_disconnected_idx
+        ON realtime_subscriptions (disconnected_at);
+
+    CREATE TABLE realtime_presence (
+        id             TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))),
+        user_id        TEXT NOT NULL,
+        channel_id     TEXT NOT NULL REFERENCES realtime_channels (id) ON DELETE CASCADE,
+        status         TEXT NOT NULL DEFAULT 'online'
+                       CHECK (status IN ('online', 'away', 'busy', 'offline')),
+        current_page   TEXT,
+        is_typing      INTEGER NOT NULL DEFAULT 0 CHECK (is_typing IN (0, 1)),
+        device_type    TEXT CHECK (device_type IN ('desktop', 'mobile', 'tablet', 'unknown')),
+        last_activity  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        presence_data  TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (user_id, channel_id)
+    );
+    CREATE INDEX realtime_presence_channel_idx ON realtime_presence (channel_id);
+
+    CREATE TABLE realtime_events (
+        id               TEXT PRIMARY KEY DEFAULT (lower(hex(randomblob(16)))),
+        event_type       TEXT NOT NULL,
+        channel_id       TEXT REFERENCES realtime_channels (id) ON DELETE CASCADE,
+        user_id          TEXT,
+        payload          TEXT NOT NULL DEFAULT '{}',
+        broadcast_count  INTEGER NOT NULL DEFAULT 0 CHECK (broadcast_count >= 0),
+        delivered_count  INTEGER NOT NULL DEFAULT 0 CHECK (delivered_count >= 0),
+        failed_count     INTEGER NOT NULL DEFAULT 0 CHECK (failed_count >= 0),
+        priority         INTEGER NOT NULL DEFAULT 5 CHECK (priority BETWEEN 1 AND 10),
+        created_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        expires_at       TEXT NOT NULL
+                         DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+5 minutes'))
+    );
+    CREATE INDEX realtime_events_channel_created_idx ON realtime_events (channel_id, created_at);
+    CREATE INDEX realtime_events_expires_idx ON realtime_events (expires_at);
+    CREATE INDEX realtime_events_created_idx ON realtime_events (created_at);
+
+    CREATE TABLE realtime_metrics (
+        id            INTEGER PRIMARY KEY,
+        metric_name   TEXT NOT NULL,
+        channel_id    TEXT REFERENCES realtime_channels (id) ON DELETE SET NULL,
+        user_id       TEXT,
+        metric_value  REAL NOT NULL,
+        metric_unit   TEXT,
+        recorded_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX realtime_metrics_name_recorded_idx ON realtime_metrics (metric_name, recorded_at);
+    CREATE INDEX realtime_metrics_recorded_idx ON realtime_metrics (recorded_at);
     """,
 )
 

@@ -20,6 +20,10 @@ history delivers a repeat again.
 One channel failing to publish (a history backend error) does not stop the others: the failure
 is logged and reported, and because ids are deterministic, routing the same events again later
 fills in only what is missing.
+
+With an `audit` recorder (set by the composition root), every routed event is one
+``realtime_events`` row (`audit_route`): its first channel, how many channels it was published
+on, the local deliveries and the failed channels.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Protocol
 
 import orjson
 
+from wedsync_realtime.engine.audit import DEFAULT_EXPIRES_S, AuditRecorder
 from wedsync_realtime.engine.history import MAX_MESSAGE_ID_LENGTH, Published
 from wedsync_realtime.protocol.broadcast import OutboundBroadcast
 from wedsync_realtime.protocol.session import CHANNEL_PREFIX
@@ -43,6 +48,7 @@ __all__ = [
     "Publisher",
     "RouteReport",
     "RoutedMessage",
+    "audit_route",
     "domain_key",
     "message_id",
 ]
@@ -140,11 +146,43 @@ def message_id(event: DomainEvent) -> str:
     return f"{ID_PREFIX}:{event.event[:60]}:h:{digest}"
 
 
+def audit_route(
+    audit: AuditRecorder,
+    event: DomainEvent,
+    messages: Iterable[RoutedMessage],
+    failed: Iterable[tuple[str, str, str]],
+    *,
+    user_id: str | None = None,
+    expires_in_s: float | None = None,
+) -> None:
+    """One ``realtime_events`` row for `event`, routed as `messages` (and `failed`):
+    `broadcast_count` the channels it was published on (an idempotent repeat is not),
+    `delivered_count` the local deliveries, `failed_count` the channels that failed."""
+    published = delivered = 0
+    for message in messages:
+        if not message.published.duplicate:
+            published += 1
+            delivered += message.published.delivered
+    audit.event(
+        event.event,
+        event.channels[0] if event.channels else None,
+        event.payload,
+        user_id=user_id,
+        broadcast_count=published,
+        delivered_count=delivered,
+        failed_count=sum(1 for _ in failed),
+        priority=event.priority,
+        expires_in_s=DEFAULT_EXPIRES_S if expires_in_s is None else expires_in_s,
+    )
+
+
 class EventRouter:
     """Publishes domain events through a `Publisher`, with ids derived from the domain."""
 
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, audit: AuditRecorder | None = None) -> None:
         self._publisher = publisher
+        #: Where `route` records each event (None: nowhere); see `audit_route`.
+        self.audit = audit
 
     async def route(self, events: Iterable[DomainEvent]) -> RouteReport:
         """Publish every event on each of its channels, in order; never raises for one
@@ -152,7 +190,11 @@ class EventRouter:
         report = RouteReport()
         started = time.perf_counter()
         for event in events:
+            first_message, first_failure = len(report.messages), len(report.failed)
             await self._route_one(event, message_id(event), report)
+            if self.audit is not None:
+                messages = report.messages[first_message:]
+                audit_route(self.audit, event, messages, report.failed[first_failure:])
         report.elapsed_s = time.perf_counter() - started
         return report
 
