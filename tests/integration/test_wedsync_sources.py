@@ -540,18 +540,20 @@ async def test_journeys_are_read_not_written_through_the_api_in_production_mode(
     postgres: Postgres,
 ) -> None:
     """The platform writes journeys on PostgreSQL: the journey write endpoints answer 503 (a
-    second writer would announce each change twice); reading a journey works."""
+    second writer would announce each change twice); reading a journey works, and so does the
+    scheduler's "task due" report, which writes no journey row (no change could announce it)."""
     server, steps = postgres.server, f"/api/wedsync/journeys/{RUN}/steps/consultation"
+    emma = await joined(server, str(EMMA), f"user:{EMMA}")
     async with http(server) as api:
         refused = [
             await api.post(f"{steps}/complete", headers=headers(server, str(EMMA))),
             await api.post(
                 f"{steps}/email-opened", headers=headers(server, "ops", role="service_role")
             ),
-            await api.post(
-                f"{steps}/task-due", headers=headers(server, "ops", role="service_role")
-            ),
         ]
+        due = await api.post(
+            f"{steps}/task-due", headers=headers(server, "ops", role="service_role")
+        )
         for response in refused:
             assert response.status_code == 503, response.text
             assert "platform writes the WedSync tables" in response.json()["message"]
@@ -559,6 +561,10 @@ async def test_journeys_are_read_not_written_through_the_api_in_production_mode(
         by_rival = await api.get(
             f"/api/wedsync/journeys/{RUN}", headers=headers(server, str(RIVAL_USER))
         )
+    assert due.status_code == 200, due.text
+    notified = await emma.recv_until(lambda f: f.event == "broadcast", 10.0)
+    assert notified.payload["event"] == "notification_new"
+    assert notified.payload["payload"]["type"] == "task_due"
     assert read.status_code == 200, read.text
     assert [s["status"] for s in read.json()["steps"]] == ["available", "locked", "locked"]
     assert read.json()["progress_percentage"] == 0

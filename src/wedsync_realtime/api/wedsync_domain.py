@@ -223,10 +223,12 @@ async def journey_task_due(
     journey_id: str,
     step_id: str,
     _operator: OperatorDep,
-    journeys: JourneysDep,
+    journeys: JourneyReaderDep,
     wedding: WeddingDep,
 ) -> JourneyOut:
-    """The step's task is due (reported by the scheduler: service role or admin)."""
+    """The step's task is due (reported by the scheduler: service role or admin). It writes
+    no journey row, only the couple's notification, so it is served in production mode too,
+    where no row change could announce it."""
     return JourneyOut.of(await wedding.deliver(await journeys.task_due(journey_id, step_id)))
 
 
