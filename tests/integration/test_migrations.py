@@ -337,3 +337,26 @@ def test_migrate_command_reports_an_unreachable_database() -> None:
     result = _cli({"WEDSYNC_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing"})
     assert result.returncode == 1
     assert "migrate failed" in result.stderr
+
+
+def test_audit_retention_deletes_by_index(database_url: str) -> None:
+    """The hourly prune of the audit tables finds old rows through an index, not a scan."""
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SET enable_seqscan = off")
+        plans = {
+            table: "\n".join(
+                str(row[0])
+                for row in conn.execute(
+                    f"EXPLAIN DELETE FROM realtime.{table} WHERE {column} < now()"
+                ).fetchall()
+            )
+            for table, column in (
+                ("realtime_subscriptions", "disconnected_at"),
+                ("realtime_presence", "last_activity"),
+                ("realtime_events", "created_at"),
+                ("realtime_metrics", "recorded_at"),
+            )
+        }
+    for table, plan in plans.items():
+        assert "Seq Scan" not in plan, (table, plan)
