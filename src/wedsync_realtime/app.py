@@ -27,7 +27,7 @@ from wedsync_realtime.settings import Settings
 from wedsync_realtime.store.audit_postgres import PostgresAuditLog
 from wedsync_realtime.store.audit_sqlite import SqliteAuditLog
 from wedsync_realtime.transport.asgi import WebSocketEndpoint
-from wedsync_realtime.wedding.captured import DomainCapture
+from wedsync_realtime.wedding.captured import FACT_TABLES, FEED_TABLES, DomainCapture
 from wedsync_realtime.wedding.directory import Directory
 from wedsync_realtime.wedding.policy import CatalogPolicy
 from wedsync_realtime.wedding.postgres_stores import PostgresDirectory, domain_pool
@@ -69,8 +69,9 @@ def build_node(settings: Settings) -> Node:
                 dsn=settings.database_url,
                 slot_name=settings.cdc_slot_name,
                 publication=settings.cdc_publication,
-                tables=settings.cdc_tables,
-            )
+                tables=_with_domain_tables(settings.cdc_tables),
+            ),
+            enabled_tables=frozenset(settings.cdc_tables) or None,
         )
     node = Node(
         settings,
@@ -90,6 +91,25 @@ def build_node(settings: Settings) -> Node:
         )
         node.housekeeping.append(node.audit.housekeeping)  # metrics snapshots and pruning
     return node
+
+
+def _with_domain_tables(tables: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """`WEDSYNC_CDC_TABLES` plus the tables the WedSync domain reads from change capture.
+
+    Without them the domain would go quiet (no core-field events) and, worse, rights taken away
+    while joined would never be re-checked: a narrowed list must not switch that off.
+    """
+    if not tables:
+        return tables  # the publication as the migrations made it holds them all
+    wanted = [("public", t) for t in sorted(FEED_TABLES | FACT_TABLES)]
+    missing = [t for t in wanted if t not in tables]
+    if missing:
+        log.warning(
+            "WEDSYNC_CDC_TABLES: also enabling %s, which the WedSync domain reads from change "
+            "capture (its events and the re-check of rights)",
+            ", ".join(f"{schema}.{table}" for schema, table in missing),
+        )
+    return (*tables, *missing)
 
 
 def build_app(settings: Settings, node: Node | None = None) -> RealtimeApp:

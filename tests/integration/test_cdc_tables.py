@@ -23,6 +23,7 @@ from tests.support.cdc import (
 from tests.support.phoenix import Frame, PhoenixClient
 from wedsync_realtime.app import build_node
 from wedsync_realtime.cdc.publication import PublicationError, ensure_publication
+from wedsync_realtime.wedding.captured import FACT_TABLES, FEED_TABLES
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -119,8 +120,14 @@ async def test_only_the_enabled_tables_are_captured_and_may_be_bound(
         cdc_tables=(("public", "core_field_values"),),
     )
     try:
-        # Start-up made the publication hold exactly the enabled table.
-        assert await publication_tables(db_url, PUBLICATION) == {("public", "core_field_values")}
+        # Start-up made the publication hold the enabled table and the tables the WedSync
+        # domain reads from capture (its events, and the re-check of rights while joined).
+        domain = {("public", t) for t in FEED_TABLES | FACT_TABLES}
+        assert await publication_tables(db_url, PUBLICATION) == {
+            ("public", "core_field_values"),
+            *domain,
+        }
+        assert ("public", "form_responses") in domain  # captured, yet not enabled below
 
         emma = await server.client(str(USER))
         fields = {"event": "*", "schema": "public", "table": "core_field_values"}
@@ -132,8 +139,7 @@ async def test_only_the_enabled_tables_are_captured_and_may_be_bound(
             "InvalidPostgresChangesBinding: Unable to subscribe to changes with given "
             "parameters. Please check Realtime is enabled for the given connect parameters: "
             "[event: *, schema: public, table: form_responses, filters: []] (table "
-            "public.form_responses is not enabled for Postgres Changes: it is not in "
-            "publication 'wedsync_realtime')"
+            "public.form_responses is not enabled for Postgres Changes)"
         )
         # A client that would see every row of every published table (the service role
         # bypasses row-level security) binds them all with a wildcard.
@@ -142,7 +148,8 @@ async def test_only_the_enabled_tables_are_captured_and_may_be_bound(
         assert (await join(admin, "everything", everything)).payload["status"] == "ok"
 
         # A form response, then a core field, committed one after the other: the form
-        # response is not captured at all, so the first change anyone gets is the core field.
+        # response is captured for the domain but is no Postgres Change, so the first change
+        # anyone gets is the core field.
         await write(db_url, form_response())
         await write(db_url, core_field("Garden Manor"))
         for client in (emma, admin):

@@ -579,9 +579,17 @@ async def test_an_ended_connection_closes_the_suppliers_couple_channels(
     channels: those channels are closed with a reason (and audited), her own dashboard channel
     stays, and the couple's next change reaches the couple but not her."""
     source = postgres
-    couple_channels = [f"core_fields:{C}", f"wedding:{WEDDING}"]
+    # Every kind of channel the pair's connection allows, including those named by a wedding
+    # or a journey rather than by the couple.
+    couple_channels = [
+        f"core_fields:{C}",
+        f"wedding:{WEDDING}",
+        f"journey:progress:{RUN}",
+        f"collaboration:{S}:{C}",
+    ]
     sarah = await joined(source.server, str(SARAH), CLIENTS, *couple_channels)
-    emma = await joined(source.server, str(EMMA), f"core_fields:{C}")
+    # The couple's side of a form of Sarah's is allowed only while connected too.
+    emma = await joined(source.server, str(EMMA), f"core_fields:{C}", f"form:{FORM}")
 
     await write(
         source.url,
@@ -603,6 +611,8 @@ async def test_an_ended_connection_closes_the_suppliers_couple_channels(
         else:
             closed.add(channel)
     assert closed == set(couple_channels)
+    form_closed = await emma.recv_until(lambda f: f.event == "phx_close", 10.0)
+    assert form_closed.topic == f"realtime:form:{FORM}"
     assert any(
         r.name == "wedsync_realtime.audit" and "revoked" in r.getMessage() for r in caplog.records
     )

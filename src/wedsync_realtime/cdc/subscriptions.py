@@ -172,8 +172,13 @@ class PostgresChanges:
         *,
         max_record_bytes: int = 1_048_576,
         catalog_ttl_s: float = 5.0,
+        enabled_tables: frozenset[tuple[str, str]] | None = None,
     ) -> None:
         self.config = config
+        #: The tables subscribers may bind (`WEDSYNC_CDC_TABLES`); None: every published one.
+        #: The publication may hold more: tables other consumers of capture read (the WedSync
+        #: domain feed), whose changes are not Postgres Changes.
+        self.enabled_tables = enabled_tables
         self.max_record_bytes = max_record_bytes
         self.capture = ChangeCapture(config, self._consume, self._on_capture_status)
         self.rls = RlsChecker(config.dsn)
@@ -227,10 +232,10 @@ class PostgresChanges:
             for attempt in (1, 2):
                 conn = await self._catalog_connection()
                 try:
-                    tables = await self.catalog.tables(conn)
+                    tables = self._enabled(await self.catalog.tables(conn))
                     parsed = [_parse(i, b) for i, b in enumerate(bindings)]
                     if any(not _targets(b, tables) for b in parsed):
-                        tables = await self.catalog.tables(conn, fresh=True)
+                        tables = self._enabled(await self.catalog.tables(conn, fresh=True))
                     targets = [_targets(b, tables) for b in parsed]
                     oids = sorted({t.oid for found in targets for t in found})
                     readable = await Catalog.readable(conn, identity.role, oids)
@@ -239,8 +244,23 @@ class PostgresChanges:
                     if attempt == 2:
                         raise
         for index, (binding, found) in enumerate(zip(parsed, targets, strict=True)):
-            _check(index, binding, found, readable, identity.role, self.config.publication)
+            _check(
+                index,
+                binding,
+                found,
+                readable,
+                identity.role,
+                self.config.publication,
+                by_setting=self.enabled_tables is not None,
+            )
         return parsed
+
+    def _enabled(
+        self, tables: Mapping[tuple[str, str], TableInfo]
+    ) -> Mapping[tuple[str, str], TableInfo]:
+        if self.enabled_tables is None:
+            return tables
+        return {k: v for k, v in tables.items() if k in self.enabled_tables}
 
     async def subscribe(
         self,
@@ -349,6 +369,11 @@ class PostgresChanges:
         now = time.time()
         for transaction in transactions:
             for change in transaction.changes:
+                if (
+                    self.enabled_tables is not None
+                    and (change.schema, change.table) not in self.enabled_tables
+                ):
+                    continue  # captured for another consumer, not enabled for subscribers
                 plan = self._plan(change, identities, tables, now)
                 if plan is not None:
                     planned.append(plan)
@@ -498,13 +523,21 @@ def _check(
     readable: set[int],
     role: str,
     publication: str,
+    *,
+    by_setting: bool = False,
 ) -> None:
     where = f"{binding.schema}.{binding.table}"
     if not found:
         # Supabase's words, then why: a table outside the publication (the enabled tables,
         # `WEDSYNC_CDC_TABLES`) and a table that does not exist are not told apart, so a
         # client cannot probe the schema.
-        if "*" in (binding.schema, binding.table):
+        if by_setting:  # WEDSYNC_CDC_TABLES names the enabled tables
+            why = (
+                f"no table enabled for Postgres Changes matches {where}"
+                if "*" in (binding.schema, binding.table)
+                else f"table {where} is not enabled for Postgres Changes"
+            )
+        elif "*" in (binding.schema, binding.table):
             why = f"no table in publication {publication!r} matches {where}"
         else:
             why = (

@@ -242,12 +242,18 @@ class Node:
             self._all_gone.set()
         conn.log.info("disconnected")
 
-    async def reauthorize(self, wanted: Callable[[str], bool]) -> int:
-        """Re-check every joined channel whose name `wanted` accepts, on every connection,
-        and close the ones the policy no longer allows (`Connection.reauthorize`)."""
+    async def reauthorize(
+        self, wanted: Callable[[str], bool], users: frozenset[str] = frozenset()
+    ) -> int:
+        """Re-check every joined channel whose name `wanted` accepts, and every channel of the
+        `users` (JWT `sub`: their own facts changed, e.g. a profile's type), on every
+        connection; close the ones the policy no longer allows (`Connection.reauthorize`)."""
         closed = 0
         for conn in list(self.connections.values()):
-            closed += await conn.reauthorize(wanted)
+            if conn.principal.subject in users:
+                closed += await conn.reauthorize(lambda _channel: True)
+            else:
+                closed += await conn.reauthorize(wanted)
         return closed
 
     def user_channel_count(self, subject: str | None) -> int:

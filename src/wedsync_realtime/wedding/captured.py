@@ -21,8 +21,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 import orjson
+import psycopg
 
 from wedsync_realtime.cdc.changes import CapturedChange, Transaction
 from wedsync_realtime.cdc.messages import ColumnValue
@@ -54,8 +56,14 @@ FACT_TABLES = frozenset(
 #: The columns of those rows that name what a channel may be about.
 _FACT_ID_COLUMNS = ("id", "supplier_id", "couple_id", "user_id", "form_id")
 
-#: `Node.reauthorize`: re-check the joined channels whose name the predicate accepts.
-Reauthorize = Callable[[Callable[[str], bool]], Awaitable[int]]
+
+#: `Node.reauthorize`: re-check the joined channels whose name the predicate accepts, and every
+#: channel of the users named.
+class Reauthorize(Protocol):
+    def __call__(
+        self, wanted: Callable[[str], bool], users: frozenset[str] = ..., /
+    ) -> Awaitable[int]: ...
+
 
 _INTEGERS = frozenset({"int2", "int4", "int8"})
 _NUMBERS = frozenset({"float4", "float8", "numeric"})
@@ -107,6 +115,7 @@ class DomainCapture:
         self._feed = feed
         self._reauthorize = reauthorize
         self.transactions_applied = 0
+        self.transactions_failed = 0
         self.channels_revoked = 0
 
     async def consume(self, transactions: Sequence[Transaction]) -> None:
@@ -119,7 +128,18 @@ class DomainCapture:
             ]
             if not changes:
                 continue
-            report = await self._feed.apply(changes)
+            try:
+                report = await self._feed.apply(changes)
+            except psycopg.OperationalError:
+                raise  # the database is away: capture reads the batch again after backoff
+            except Exception:
+                # One transaction the feed cannot turn into events (a row breaking a constraint
+                # of ours, a value we cannot read) must not take the batch's others with it.
+                self.transactions_failed += 1
+                log.exception(
+                    "transaction %d: no domain events (it could not be read)", transaction.xid
+                )
+                continue
             self.transactions_applied += 1
             if report.failed:
                 log.error(
@@ -134,27 +154,60 @@ class DomainCapture:
         if self._reauthorize is None:
             return
         ids: set[str] = set()
-        weddings = False
+        users: set[str] = set()
+        by_name = False
         for transaction in transactions:
             for change in transaction.changes:
                 if change.schema != "public" or change.table not in FACT_TABLES:
                     continue
-                weddings |= change.table in ("supplier_client_connections", "weddings")
+                if not _may_take_a_right(change):
+                    continue
+                # Channels named by a form or a journey (`form:{F}`, `journey:progress:{J}`)
+                # and weddings (`wedding:{W}`) do not carry the couple's or supplier's id.
+                by_name |= change.table in _PAIR_TABLES
                 for row in (change.record, change.old_record):
                     for column in _FACT_ID_COLUMNS:
                         value = (row or {}).get(column)
                         if isinstance(value, str) and value:
                             ids.add(value)
-        if not ids:
+                    if change.table in _USER_TABLES:
+                        user = (row or {}).get(
+                            "user_id" if change.table != "user_profiles" else "id"
+                        )
+                        if isinstance(user, str) and user:
+                            users.add(user)
+        if not ids and not users:
             return
 
         def concerned(channel: str) -> bool:
-            # `wedding:{id}` names the wedding, not its couple: any wedding may be concerned.
-            if weddings and channel.startswith("wedding:"):
+            if by_name and channel.startswith(_INDIRECT_PREFIXES):
                 return True
             return any(part in ids for part in channel.split(":"))
 
-        self.channels_revoked += await self._reauthorize(concerned)
+        self.channels_revoked += await self._reauthorize(concerned, frozenset(users))
+
+
+#: Facts about a supplier-couple pair: channels named by a wedding, form or journey may depend
+#: on them.
+_PAIR_TABLES = frozenset(
+    {"supplier_client_connections", "weddings", "forms", "form_recipients", "journey_instances"}
+)
+_INDIRECT_PREFIXES = ("wedding:", "form:", "journey:")
+#: Facts about one user: every channel that user has joined may depend on them.
+_USER_TABLES = frozenset({"user_profiles", "supplier_team_members"})
+#: The columns whose change can take a right away (the rows are whole: REPLICA IDENTITY FULL).
+_RIGHTS_COLUMNS = ("status", "supplier_id", "couple_id", "user_id", "user_type", "form_id", "id")
+
+
+def _may_take_a_right(change: CapturedChange) -> bool:
+    """An INSERT grants at most; an UPDATE that leaves every rights column as it was (a name,
+    a timestamp) changes nothing the rules read. DELETEs and the other UPDATEs may revoke."""
+    if change.type is ChangeAction.INSERT:
+        return False
+    if change.type is ChangeAction.UPDATE and change.old_record is not None:
+        new, old = change.record or {}, change.old_record
+        return any(new.get(c) != old.get(c) for c in _RIGHTS_COLUMNS if c in new or c in old)
+    return True
 
 
 def _has_row(change: CapturedChange) -> bool:

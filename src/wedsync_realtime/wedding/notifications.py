@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from wedsync_realtime.wedding.events import (
     iso_timestamp,
     utc_now,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "EVENT_PRIORITY",
@@ -223,10 +226,22 @@ class NotificationService:
 
     async def create_many(self, drafts: Sequence[NotificationDraft]) -> Outcome[list[Notification]]:
         """`create` for each draft, in order."""
-        # Concurrently (one round trip each on PostgreSQL), results in the drafts' order.
-        outcomes = await asyncio.gather(*(self.create(draft) for draft in drafts))
-        created = [outcome.value for outcome in outcomes]
-        events = [event for outcome in outcomes for event in outcome.events]
+        # Concurrently (one round trip each on PostgreSQL), results in the drafts' order. A
+        # draft that cannot be stored (its user was deleted meanwhile) is logged and skipped:
+        # it must not cost the others, nor the event that caused them.
+        results = await asyncio.gather(
+            *(self.create(draft) for draft in drafts), return_exceptions=True
+        )
+        created: list[Notification] = []
+        events: list[DomainEvent] = []
+        for draft, result in zip(drafts, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancellation and the like are not ours to swallow
+                log.error("notification for %s not created: %r", draft.user_id, result)
+                continue
+            created.append(result.value)
+            events.extend(result.events)
         return Outcome(created, tuple(events))
 
     async def mark_read(

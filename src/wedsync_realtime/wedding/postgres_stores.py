@@ -69,17 +69,27 @@ def domain_pool(dsn: str, *, max_size: int = 8) -> AsyncConnectionPool:
         kwargs={"autocommit": True},
         open=False,
         name="wedsync-domain",
+        # A join waits at most this long for a session while PostgreSQL is away (the default
+        # 30 s would hold that socket's frames, heartbeats included), and a session that died
+        # with a PostgreSQL restart is replaced before use instead of failing one request.
+        timeout=5.0,
+        check=AsyncConnectionPool.check_connection,
     )
 
 
 def as_uuid(value: str | None) -> uuid.UUID | None:
-    """`value` as a uuid, or None when it is not one (it then names no row)."""
+    """`value` as a uuid, or None when it is not one in canonical form (it then names no row).
+
+    Only the canonical text (lower case, hyphens) names a row: channel names carry ids as text,
+    and re-authorization matches them as text, so ``form:{F-IN-UPPER-CASE}`` must not be a
+    second name of ``form:{f}`` that the re-check would miss."""
     if not value:
         return None
     try:
-        return uuid.UUID(value)
+        parsed = uuid.UUID(value)
     except ValueError:
         return None
+    return parsed if str(parsed) == value else None
 
 
 def _text(value: Any) -> str | None:
