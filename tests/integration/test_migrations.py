@@ -360,3 +360,45 @@ def test_audit_retention_deletes_by_index(database_url: str) -> None:
         }
     for table, plan in plans.items():
         assert "Seq Scan" not in plan, (table, plan)
+
+
+def test_a_changed_core_field_always_gets_a_new_version_and_time(database_url: str) -> None:
+    """Event ids come from versions and times: PostgreSQL keeps them moving whoever writes."""
+    migrate(database_url)
+    couple, form, supplier = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO couples (id, partner1_name) VALUES (%s, 'Emma')", (couple,))
+        conn.execute(
+            "INSERT INTO core_field_values (couple_id, field_name, value, updated_at)"
+            " VALUES (%s, 'guest_count', '100', '2026-01-01')",
+            (couple,),
+        )
+        # A value changed without a version bump: the version moves anyway, and the time.
+        row = conn.execute(
+            "UPDATE core_field_values SET value = '120' WHERE couple_id = %s"
+            " RETURNING version, updated_at > '2026-01-01'",
+            (couple,),
+        ).fetchone()
+        assert row == (2, True)
+        # A writer that bumps the version itself is not bumped twice.
+        bumped = conn.execute(
+            "UPDATE core_field_values SET value = '130', version = version + 1"
+            " WHERE couple_id = %s RETURNING version",
+            (couple,),
+        ).fetchone()
+        assert bumped == (3,)
+        conn.execute("INSERT INTO suppliers (id, business_name) VALUES (%s, 'Lens')", (supplier,))
+        conn.execute(
+            "INSERT INTO forms (id, supplier_id, title) VALUES (%s, %s, 'Q')", (form, supplier)
+        )
+        conn.execute(
+            "INSERT INTO form_responses (form_id, supplier_id, couple_id, updated_at)"
+            " VALUES (%s, %s, %s, '2026-01-01')",
+            (form, supplier, couple),
+        )
+        touched = conn.execute(
+            "UPDATE form_responses SET data = '{\"a\": 1}' WHERE form_id = %s"
+            " RETURNING updated_at > '2026-01-01'",
+            (form,),
+        ).fetchone()
+        assert touched == (True,)
