@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds until `exp`")
     demo = commands.add_parser(
         "demo",
-        help="load the demo wedding into the embedded store and print a token per demo user",
+        help="load the demo wedding (embedded store, or PostgreSQL with WEDSYNC_DATABASE_URL) "
+        "and print a token per demo user",
     )
     demo.add_argument("--json", action="store_true", help="print the tokens as JSON")
     commands.add_parser(

@@ -44,8 +44,10 @@ async def test_demo_tokens_work_against_a_server_on_the_same_store(
     assert fields.json()["fields"]["venue_name"]["value"] == "Grand Hotel"
 
 
-def test_demo_refuses_a_postgres_configuration() -> None:
-    settings = dataclasses.replace(make_settings(), database_url="postgresql://localhost/x")
+def test_demo_says_so_when_the_database_cannot_be_reached() -> None:
+    """On PostgreSQL the demo needs the database: an unreachable one is exit 2 naming the
+    variable, not a traceback (loading into PostgreSQL: test_wedsync_demo_postgres.py)."""
+    settings = dataclasses.replace(make_settings(), database_url="postgresql://localhost:1/x")
     err = io.StringIO()
     assert run_demo(settings, out=io.StringIO(), err=err) == 2
     assert "WEDSYNC_DATABASE_URL" in err.getvalue()

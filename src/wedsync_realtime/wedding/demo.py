@@ -9,12 +9,14 @@ not connected to James & Emma, and an admin.
 
 `load_demo` only upserts fixed ids and never overwrites the couple's core fields once set, so
 running it twice (or on a store where the demo was already played with) is harmless. The CLI
-prints a token per `DEMO_USERS` entry.
+prints a token per `DEMO_USERS` entry. On PostgreSQL, where ids are uuids, every demo id is
+`demo_uuid` of it (`demo_postgres` loads the same wedding there).
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 
 from wedsync_realtime.store.sqlite import SqliteDatabase
@@ -23,7 +25,16 @@ from wedsync_realtime.wedding.events import JsonValue, iso_timestamp, utc_now
 from wedsync_realtime.wedding.sqlite_directory import SqliteDirectory
 from wedsync_realtime.wedding.sqlite_stores import SqliteCoreFieldStore, SqliteJourneyStore
 
-__all__ = ["DEMO_USERS", "DemoUser", "demo", "load_demo"]
+__all__ = ["DEMO_NAMESPACE", "DEMO_USERS", "DemoUser", "demo", "demo_uuid", "load_demo"]
+
+#: The namespace of the demo's uuids (fixed: the same demo ids on every PostgreSQL database).
+DEMO_NAMESPACE = uuid.UUID("4e24e52f-2506-5725-b6d8-bd660dd596f7")
+
+
+def demo_uuid(name: str) -> uuid.UUID:
+    """The uuid the demo's readable id `name` ("c-james-emma", "emma", ...) has on PostgreSQL:
+    uuid5 of `DEMO_NAMESPACE`, stable across runs and databases."""
+    return uuid.uuid5(DEMO_NAMESPACE, name)
 
 
 @dataclass(frozen=True, slots=True)
