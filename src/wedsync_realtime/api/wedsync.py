@@ -210,12 +210,14 @@ def install(app: FastAPI) -> None:
         realtime_api,
         realtime_metrics,
         realtime_presence,
+        wedsync_connections,
         wedsync_domain,
         wedsync_notifications,
     )
 
     app.include_router(wedsync_domain.router)
     app.include_router(wedsync_notifications.router)
+    app.include_router(wedsync_connections.router)
     app.include_router(realtime_api.router)
     app.include_router(realtime_presence.router)
     app.include_router(realtime_metrics.router)

@@ -23,7 +23,13 @@ from wedsync_realtime.engine.node import Node
 from wedsync_realtime.settings import Settings
 from wedsync_realtime.store.sqlite import SqliteDatabase, database_path
 from wedsync_realtime.wedding.audience import Audience
+from wedsync_realtime.wedding.captured import Reauthorize
 from wedsync_realtime.wedding.change_feed import ChangeFeed
+from wedsync_realtime.wedding.connections import (
+    ConnectionService,
+    ConnectionStore,
+    SqliteConnectionStore,
+)
 from wedsync_realtime.wedding.core_fields import (
     CoreFieldsService,
     CoreFieldStore,
@@ -119,6 +125,9 @@ class WeddingStores:
     writes: bool
     open: Callable[[], Awaitable[None]]
     close: Callable[[], Awaitable[None]]
+    #: Supplier-couple connections, where this server writes them (the embedded default; on
+    #: PostgreSQL the platform does, and change capture re-checks joined members).
+    connections: ConnectionStore | None = None
 
 
 def sqlite_stores(directory: SqliteDirectory) -> WeddingStores:
@@ -142,6 +151,7 @@ def sqlite_stores(directory: SqliteDirectory) -> WeddingStores:
         writes=True,
         open=open_,
         close=close,
+        connections=SqliteConnectionStore(database),
     )
 
 
@@ -178,6 +188,7 @@ class WeddingRuntime:
         *,
         clock: Clock = utc_now,
         last_seen_retention_days: float = 7.0,
+        reauthorize: Reauthorize | None = None,
     ) -> None:
         self.stores = stores
         self.directory = stores.directory
@@ -193,6 +204,15 @@ class WeddingRuntime:
             else None
         )
         self.forms = FormService(stores.forms, stores.directory, self.notifications, clock=clock)
+        #: Supplier-couple connections (None in production mode). `reauthorize` is the node's:
+        #: a connection that stops being active closes the joined channels it allowed.
+        self.connections = (
+            ConnectionService(
+                stores.connections, stores.directory, clock=clock, reauthorize=reauthorize
+            )
+            if stores.connections is not None
+            else None
+        )
         self.last_seen = stores.last_seen
         #: The node's presence listener (wired by `app.py`): last seen, kept 7 days.
         self.presence = LastSeenRecorder(stores.last_seen, retention_days=last_seen_retention_days)
@@ -239,5 +259,8 @@ def runtime_for(node: Node) -> WeddingRuntime | None:
     if stores is None:
         return None
     return WeddingRuntime(
-        stores, node, last_seen_retention_days=node.settings.last_seen_retention_days
+        stores,
+        node,
+        last_seen_retention_days=node.settings.last_seen_retention_days,
+        reauthorize=node.reauthorize,
     )
