@@ -285,6 +285,19 @@ SCHEMA_STEPS: tuple[str, ...] = (
     CREATE INDEX realtime_metrics_name_recorded_idx ON realtime_metrics (metric_name, recorded_at);
     CREATE INDEX realtime_metrics_recorded_idx ON realtime_metrics (recorded_at);
     """,
+    # 3: when and by whom each supplier-couple pair's status was last set through the
+    # connections API (`wedding.connections`).
+    """
+    CREATE TABLE connection_updates (
+        supplier_id  TEXT NOT NULL,
+        couple_id    TEXT NOT NULL,
+        updated_by   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        PRIMARY KEY (supplier_id, couple_id),
+        FOREIGN KEY (supplier_id, couple_id)
+            REFERENCES connections (supplier_id, couple_id) ON DELETE CASCADE
+    );
+    """,
 )
 
 

@@ -315,20 +315,6 @@ class ConnectionService:
 
 # -- the embedded default ---------------------------------------------------------------------
 
-#: When and by whom each pair's status was last set through the service. A companion of
-#: ``connections`` (whose schema has no such columns), created on first use.
-_UPDATES_TABLE = """
-CREATE TABLE IF NOT EXISTS connection_updates (
-    supplier_id  TEXT NOT NULL,
-    couple_id    TEXT NOT NULL,
-    updated_by   TEXT NOT NULL,
-    updated_at   TEXT NOT NULL,
-    PRIMARY KEY (supplier_id, couple_id),
-    FOREIGN KEY (supplier_id, couple_id)
-        REFERENCES connections (supplier_id, couple_id) ON DELETE CASCADE
-)
-"""
-
 _SELECT = (
     "SELECT c.supplier_id, c.couple_id, c.status,"
     " COALESCE(u.updated_at, c.created_at) AS updated_at, u.updated_by"
@@ -343,7 +329,6 @@ class SqliteConnectionStore:
 
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
-        database.execute(_UPDATES_TABLE)
 
     async def connection(self, supplier_id: str, couple_id: str) -> Connection | None:
         row = self._db.query_one(
