@@ -68,7 +68,6 @@ from benchmarks.fanout import (
     _lag_monitor,
     append_json,
     cpu_seconds,
-    percentile,
     raise_nofile,
     rss_kb,
     self_cpu_seconds,
@@ -79,8 +78,8 @@ from benchmarks.fanout import (
     wait_listening,
     ws_path,
 )
-from benchmarks.stats import field_medians
-from benchmarks.wsclient import LOOPBACK, Stats, WsClient
+from benchmarks.stats import field_medians, percentile
+from benchmarks.wsclient import Stats, WsClient, open_ws
 from tests.support.cdc import migrated_database, unique_slot
 
 TABLE = "core_field_values"
@@ -205,20 +204,12 @@ async def open_cdc_client(
     couple_id: str,
     timeout: float = 30.0,
 ) -> CdcClient:
-    """`benchmarks.wsclient.open_client` for a `CdcClient`."""
-    loop = asyncio.get_running_loop()
-    _, client = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: CdcClient(path, port, stats, deliveries, couple_index, couple_id),
-            LOOPBACK,
-            port,
-        ),
-        timeout,
+    """`benchmarks.wsclient.open_ws` for a `CdcClient`."""
+    return await open_ws(
+        port,
+        lambda: CdcClient(path, port, stats, deliveries, couple_index, couple_id),
+        timeout=timeout,
     )
-    status = await asyncio.wait_for(client.opened, timeout)
-    if status != 101:
-        raise ConnectionError(f"upgrade refused: HTTP {status} {client.error_body[:200]!r}")
-    return client
 
 
 def join_config(couple_id: str) -> dict[str, Any]:

@@ -106,9 +106,9 @@ from benchmarks.fanout import (
     wait_listening,
     ws_path,
 )
-from benchmarks.stats import field_medians
+from benchmarks.stats import field_medians, nearest_rank
 from benchmarks.wedsync_seed import INITIAL_FIELDS, VENUES, SeedPlan
-from benchmarks.wsclient import LOOPBACK, Stats, WsClient
+from benchmarks.wsclient import Stats, WsClient, open_ws
 from wedsync_realtime.wedding.events import JsonValue
 
 EVENT = b'"core_fields_updated"'
@@ -220,20 +220,12 @@ async def open_domain_client(
     is_couple: bool,
     timeout: float = 30.0,
 ) -> DomainClient:
-    """`benchmarks.wsclient.open_client` for a `DomainClient`."""
-    loop = asyncio.get_running_loop()
-    _, client = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: DomainClient(path, port, stats, tracker, couples, is_couple=is_couple),
-            LOOPBACK,
-            port,
-        ),
-        timeout,
+    """`benchmarks.wsclient.open_ws` for a `DomainClient`."""
+    return await open_ws(
+        port,
+        lambda: DomainClient(path, port, stats, tracker, couples, is_couple=is_couple),
+        timeout=timeout,
     )
-    status = await asyncio.wait_for(client.opened, timeout)
-    if status != 101:
-        raise ConnectionError(f"upgrade refused: HTTP {status} {client.error_body[:200]!r}")
-    return client
 
 
 JOIN_CONFIG = {
@@ -423,14 +415,6 @@ async def run_writes(
 
 
 # -- one run ------------------------------------------------------------------------------------
-
-
-def pct(sorted_ns: Sequence[int], q: float) -> float:
-    """The q-quantile of sorted nanoseconds, in ms (nearest rank)."""
-    if not sorted_ns:
-        return math.nan
-    index = min(len(sorted_ns) - 1, max(0, math.ceil(q * len(sorted_ns)) - 1))
-    return sorted_ns[index] / 1e6
 
 
 @dataclass
@@ -741,9 +725,9 @@ async def run_once(opts: argparse.Namespace, backend: Backend, workdir: Path, ru
         result.writer_backlog_max = window.backlog_max
         result.send_delay_max_ms = window.send_delay_max_ns / 1e6
         rtt = sorted(c.done_ns - c.sent_ns for c in ok)
-        result.write_p50_ms = pct(rtt, 0.50)
-        result.write_p95_ms = pct(rtt, 0.95)
-        result.write_p99_ms = pct(rtt, 0.99)
+        result.write_p50_ms = nearest_rank(rtt, 0.50)
+        result.write_p95_ms = nearest_rank(rtt, 0.95)
+        result.write_p99_ms = nearest_rank(rtt, 0.99)
         result.write_max_ms = rtt[-1] / 1e6 if rtt else math.nan
         expected = [plan.supplier_users_of_couple(c.couple) for c in ok]
         got = [tracker.supplier_counts[c.seq] for c in ok]
@@ -754,22 +738,22 @@ async def run_once(opts: argparse.Namespace, backend: Backend, workdir: Path, ru
         result.wrong = tracker.wrong
         result.stray = tracker.stray
         lat = sorted(tracker.latencies)
-        result.p50_ms = pct(lat, 0.50)
-        result.p95_ms = pct(lat, 0.95)
-        result.p99_ms = pct(lat, 0.99)
+        result.p50_ms = nearest_rank(lat, 0.50)
+        result.p95_ms = nearest_rank(lat, 0.95)
+        result.p99_ms = nearest_rank(lat, 0.99)
         result.max_ms = lat[-1] / 1e6 if lat else math.nan
         complete = [c for c, g, e in zip(ok, got, expected, strict=True) if g >= e]
         result.incomplete_changes = len(ok) - len(complete)
         last = sorted(tracker.worst[c.seq] for c in complete)
-        result.last_p50_ms = pct(last, 0.50)
-        result.last_p95_ms = pct(last, 0.95)
-        result.last_p99_ms = pct(last, 0.99)
+        result.last_p50_ms = nearest_rank(last, 0.50)
+        result.last_p95_ms = nearest_rank(last, 0.95)
+        result.last_p99_ms = nearest_rank(last, 0.99)
         result.last_max_ms = last[-1] / 1e6 if last else math.nan
         echo = sorted(tracker.couple_latency[c.seq] for c in ok if tracker.couple_latency[c.seq])
         result.couple_missing = len(ok) - len(echo)
-        result.couple_p50_ms = pct(echo, 0.50)
-        result.couple_p95_ms = pct(echo, 0.95)
-        result.couple_p99_ms = pct(echo, 0.99)
+        result.couple_p50_ms = nearest_rank(echo, 0.50)
+        result.couple_p95_ms = nearest_rank(echo, 0.95)
+        result.couple_p99_ms = nearest_rank(echo, 0.99)
         per_second: dict[int, float] = {}
         t_start = marks["t"]
         for c in complete:

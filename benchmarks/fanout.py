@@ -64,7 +64,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from benchmarks.stats import field_medians
+from benchmarks.stats import field_medians, percentile
 from benchmarks.wsclient import LOOPBACK, HttpPublisher, Stats, WsClient, encode_frame, open_client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -319,12 +319,6 @@ def sign_tokens(secret: str, subs: Sequence[str], claims: dict[str, Any]) -> lis
 
 def ws_path(base: str, token: str, vsn: str) -> str:
     return f"{base}?apikey={token}&vsn={vsn}"
-
-
-def percentile(sorted_values: Sequence[int], q: float) -> float:
-    if not sorted_values:
-        return math.nan
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] / 1e6
 
 
 class Clients:

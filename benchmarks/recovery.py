@@ -79,7 +79,6 @@ from benchmarks.fanout import (
     _lag_monitor,
     append_json,
     cpu_seconds,
-    percentile,
     raise_nofile,
     rss_kb,
     self_cpu_seconds,
@@ -88,7 +87,7 @@ from benchmarks.fanout import (
     stop,
     wait_listening,
 )
-from benchmarks.stats import field_medians
+from benchmarks.stats import field_medians, percentile
 from benchmarks.wsclient import LOOPBACK, HttpPublisher
 from wedsync_realtime.client import (
     Broadcast,

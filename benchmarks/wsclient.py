@@ -10,7 +10,7 @@ Deliveries are accounted in a shared `Stats`: a per-sequence-number counter (to 
 duplicates) and an array of latencies (receive clock minus the send stamp in the payload; both
 are `time.perf_counter_ns()` of this same process).
 
-Only 127.0.0.1 is ever dialled (see `open_client`).
+Only 127.0.0.1 is ever dialled (see `open_ws`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import struct
 import time
 from array import array
 from collections import Counter
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -33,6 +34,7 @@ __all__ = [
     "WsClient",
     "encode_frame",
     "open_client",
+    "open_ws",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -337,26 +339,31 @@ class WsClient(asyncio.Protocol):
         self.alive = False
 
 
-async def open_client(
-    port: int, path: str, stats: Stats, *, counting: bool = True, timeout: float = 30.0
-) -> WsClient:
-    """Connect to 127.0.0.1:`port` and complete the upgrade.
+C = TypeVar("C", bound=WsClient)
+
+
+async def open_ws(port: int, factory: Callable[[], C], *, timeout: float = 30.0) -> C:
+    """Connect to 127.0.0.1:`port` with the protocol `factory()` builds and complete the upgrade.
 
     Raises:
         ConnectionError: refused, closed, or answered with something other than 101.
         TimeoutError: no upgrade response within `timeout`.
     """
     loop = asyncio.get_running_loop()
-    _, client = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: WsClient(path, port, stats, counting=counting), LOOPBACK, port
-        ),
-        timeout,
-    )
+    _, client = await asyncio.wait_for(loop.create_connection(factory, LOOPBACK, port), timeout)
     status = await asyncio.wait_for(client.opened, timeout)
     if status != 101:
         raise ConnectionError(f"upgrade refused: HTTP {status} {client.error_body[:200]!r}")
     return client
+
+
+async def open_client(
+    port: int, path: str, stats: Stats, *, counting: bool = True, timeout: float = 30.0
+) -> WsClient:
+    """`open_ws` for a plain `WsClient`."""
+    return await open_ws(
+        port, lambda: WsClient(path, port, stats, counting=counting), timeout=timeout
+    )
 
 
 class HttpPublisher(asyncio.Protocol):

@@ -19,7 +19,8 @@ import pytest
 from tests.conformance import test_realtime_js as harness
 from tests.conformance.test_realtime_js import JsClient, JsFactory
 from tests.conftest import TIME_FACTOR, RunningServer
-from tests.support.cdc import drop_test_slot, migrated_database, unique_slot, write
+from tests.support.cdc import migrated_database, write
+from tests.support.pg_server import pg_server as start_pg_server
 
 pytestmark = [pytest.mark.conformance, pytest.mark.postgres]
 
@@ -52,13 +53,8 @@ def db_url() -> Iterator[str]:
 
 @pytest.fixture
 async def pg_server(db_url: str, server_factory: ServerFactory) -> AsyncIterator[RunningServer]:
-    slot = unique_slot()
-    server = await server_factory(database_url=db_url, cdc_slot_name=slot)
-    try:
+    async with start_pg_server(server_factory, db_url) as server:
         yield server
-    finally:
-        await server.node.close()
-        await drop_test_slot(db_url, slot)
 
 
 async def subscribe(

@@ -17,7 +17,7 @@ from typing import Protocol
 import pytest
 
 from tests.support.cdc import migrated_database
-from tests.support.pg_directory import PgDirectory, open_domain_pool, truncate_domain
+from tests.support.pg_directory import pg_directory, postgres_directory
 from wedsync_realtime.store.sqlite import SqliteDatabase
 from wedsync_realtime.wedding.audience import Audience
 from wedsync_realtime.wedding.core_fields import Venue
@@ -82,23 +82,11 @@ async def _sqlite(request: pytest.FixtureRequest) -> AsyncIterator[WritableAudie
         database.close()
 
 
-@asynccontextmanager
-async def _postgres(request: pytest.FixtureRequest) -> AsyncIterator[WritableAudience]:
-    url: str = request.getfixturevalue("postgres_url")
-    truncate_domain(url)
-    async with open_domain_pool(url) as pool:
-        directory = PgDirectory(url, pool)
-        try:
-            yield directory
-        finally:
-            directory.close()
-
-
 FACTORIES: dict[
     str, Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[WritableAudience]]
 ] = {
     "sqlite": _sqlite,
-    "postgres": _postgres,
+    "postgres": postgres_directory,
 }
 MARKS = {"postgres": [pytest.mark.postgres]}
 
@@ -281,29 +269,24 @@ async def test_audience_answers_agree_with_the_directory(audience: WritableAudie
 @pytest.mark.postgres
 async def test_postgres_ids_that_are_not_uuids_name_nothing(postgres_url: str) -> None:
     """PostgreSQL's ids are uuids: any other id answers None/False/empty, never an error."""
-    truncate_domain(postgres_url)
-    async with open_domain_pool(postgres_url) as pool:
-        writer = PgDirectory(postgres_url, pool)
-        try:
-            writer.add_user("emma", UserType.COUPLE, couple_id="c1")  # some rows to miss
-            writer.connect("s1", "c1")
-            directory = writer.reader
-            for odd in ("emma", "", "not-a-uuid", "'; DROP TABLE couples; --"):
-                assert await directory.user_profile(odd) is None
-                assert not await directory.is_team_member(odd, odd)
-                assert not await directory.is_connected(odd, odd)
-                assert await directory.wedding_couple(odd) is None
-                assert await directory.wedding_suppliers(odd) == frozenset()
-                assert await directory.form(odd) is None
-                assert await directory.journey(odd) is None
-                assert await directory.user_name(odd) is None
-                assert await directory.couple_name(odd) is None
-                assert await directory.supplier_name(odd) is None
-                assert await directory.couple_weddings(odd) == ()
-                assert await directory.connected_suppliers(odd) == ()
-                assert await directory.supplier_users(odd) == ()
-                assert await directory.couple_users(odd) == ()
-                assert await directory.supplier_couples(odd) == ()
-            assert await writer.couple_users("c1") == ("emma",)  # the rows are there
-        finally:
-            writer.close()
+    async with pg_directory(postgres_url) as writer:
+        writer.add_user("emma", UserType.COUPLE, couple_id="c1")  # some rows to miss
+        writer.connect("s1", "c1")
+        directory = writer.reader
+        for odd in ("emma", "", "not-a-uuid", "'; DROP TABLE couples; --"):
+            assert await directory.user_profile(odd) is None
+            assert not await directory.is_team_member(odd, odd)
+            assert not await directory.is_connected(odd, odd)
+            assert await directory.wedding_couple(odd) is None
+            assert await directory.wedding_suppliers(odd) == frozenset()
+            assert await directory.form(odd) is None
+            assert await directory.journey(odd) is None
+            assert await directory.user_name(odd) is None
+            assert await directory.couple_name(odd) is None
+            assert await directory.supplier_name(odd) is None
+            assert await directory.couple_weddings(odd) == ()
+            assert await directory.connected_suppliers(odd) == ()
+            assert await directory.supplier_users(odd) == ()
+            assert await directory.couple_users(odd) == ()
+            assert await directory.supplier_couples(odd) == ()
+        assert await writer.couple_users("c1") == ("emma",)  # the rows are there

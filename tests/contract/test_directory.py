@@ -20,7 +20,7 @@ from typing import Protocol
 import pytest
 
 from tests.support.cdc import migrated_database
-from tests.support.pg_directory import PgDirectory, open_domain_pool, truncate_domain
+from tests.support.pg_directory import postgres_directory
 from wedsync_realtime.store.sqlite import SCHEMA_STEPS, SqliteDatabase, database_path
 from wedsync_realtime.wedding.directory import (
     Directory,
@@ -76,24 +76,12 @@ async def _sqlite(request: pytest.FixtureRequest) -> AsyncIterator[WritableDirec
         database.close()
 
 
-@asynccontextmanager
-async def _postgres(request: pytest.FixtureRequest) -> AsyncIterator[WritableDirectory]:
-    url: str = request.getfixturevalue("postgres_url")
-    truncate_domain(url)
-    async with open_domain_pool(url) as pool:
-        directory = PgDirectory(url, pool)
-        try:
-            yield directory
-        finally:
-            directory.close()
-
-
 FACTORIES: dict[
     str, Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[WritableDirectory]]
 ] = {
     "memory": _memory,
     "sqlite": _sqlite,
-    "postgres": _postgres,
+    "postgres": postgres_directory,
 }
 #: Marks per factory: the PostgreSQL cases need the server (and are selected by ``-m postgres``).
 MARKS = {"postgres": [pytest.mark.postgres]}

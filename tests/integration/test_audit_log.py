@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from tests.conftest import RunningServer
-from tests.support.cdc import drop_test_slot, migrated_database, unique_slot
+from tests.support.cdc import migrated_database
+from tests.support.pg_server import pg_server
 from tests.support.phoenix import PhoenixClient
 from tests.support.wedsync_api import C, W, headers, http, joined, next_event
 from wedsync_realtime.engine import audit as audit_module
@@ -192,9 +193,7 @@ async def test_in_production_mode_the_rows_are_in_postgresql(
     server_factory: ServerFactory,
 ) -> None:
     with migrated_database("wedsync_audit_it") as url:
-        slot = unique_slot()
-        server = await server_factory(database_url=url, cdc_slot_name=slot)
-        try:
+        async with pg_server(server_factory, url) as server:
             client = await server.client("6f1c1a52-0000-4000-8000-00000000000a")
             _, reply = await client.join("room1")  # a public channel: open to the caller
             assert reply.payload["status"] == "ok"
@@ -217,9 +216,6 @@ async def test_in_production_mode_the_rows_are_in_postgresql(
             user = "6f1c1a52-0000-4000-8000-00000000000a"
             assert rows == [(user, "room1", "shared", None)]
             assert denied == [(user, "private-room")]
-        finally:
-            await server.node.close()
-            await drop_test_slot(url, slot)
 
 
 async def test_wedsync_audit_false_records_nothing(server_factory: ServerFactory) -> None:

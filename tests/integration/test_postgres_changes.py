@@ -15,7 +15,8 @@ import pytest
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
 from tests.conftest import RunningServer
-from tests.support.cdc import drop_test_slot, migrated_database, unique_slot, write
+from tests.support.cdc import migrated_database, write
+from tests.support.pg_server import pg_server as start_pg_server
 from tests.support.phoenix import Frame, PhoenixClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -44,14 +45,8 @@ def db_url() -> Iterator[str]:
 
 @pytest.fixture
 async def pg_server(db_url: str, server_factory: ServerFactory) -> AsyncIterator[RunningServer]:
-    slot = unique_slot()
-    server = await server_factory(database_url=db_url, cdc_slot_name=slot)
-    try:
+    async with start_pg_server(server_factory, db_url) as server:
         yield server
-    finally:
-        # The server stops with the factory; the slot must go after it has let go of it.
-        await server.node.close()
-        await drop_test_slot(db_url, slot)
 
 
 def core_field(couple: uuid.UUID, value: str) -> tuple[str, tuple[Any, ...]]:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunningServer
-from tests.support.cdc import drop_test_slot, migrated_database, unique_slot
+from tests.support.cdc import migrated_database
+from tests.support.pg_server import pg_server
 from tests.support.phoenix import Frame, PhoenixClient
 from tests.support.wedsync_api import (
     C,
@@ -249,9 +250,7 @@ async def test_production_mode_answers_503(server_factory: ServerFactory) -> Non
     """On PostgreSQL the platform writes supplier_client_connections (change capture closes
     the channels it no longer allows): the endpoints answer 503."""
     with migrated_database("wedsync_connections_test") as url:
-        slot = unique_slot()
-        server = await server_factory(database_url=url, cdc_slot_name=slot)
-        try:
+        async with pg_server(server_factory, url) as server:
             async with http(server) as api:
                 put = await api.put(
                     PAIR,
@@ -267,6 +266,3 @@ async def test_production_mode_answers_503(server_factory: ServerFactory) -> Non
             assert "platform writes the WedSync tables" in put.json()["message"]
             assert listed.status_code == 503, listed.text
             assert "supplier_client_connections" in listed.json()["message"]
-        finally:
-            await server.node.close()
-            await drop_test_slot(url, slot)

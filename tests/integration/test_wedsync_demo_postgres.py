@@ -27,11 +27,10 @@ from tests.integration.test_wedsync_sources import ServerFactory
 from tests.support.cdc import (
     SERVER_URL,
     admin_connection,
-    drop_test_slot,
     migrated_database,
-    unique_slot,
     write,
 )
+from tests.support.pg_server import pg_server
 from tests.support.wedsync_api import http, refused
 from wedsync_realtime.store.sqlite import SqliteDatabase
 from wedsync_realtime.wedding.demo import DEMO_USERS, demo, demo_uuid, load_demo
@@ -315,9 +314,7 @@ def test_an_unmigrated_database_is_refused_naming_the_migrate_command() -> None:
 
 async def test_a_production_server_accepts_the_demo_tokens(server_factory: ServerFactory) -> None:
     with migrated_database("wedsync_demo_pg_test") as url:
-        slot = unique_slot()
-        server = await server_factory(database_url=url, cdc_slot_name=slot)
-        try:
+        async with pg_server(server_factory, url) as server:
             changes = server.node.postgres_changes
             assert changes is not None
             await changes.capture.wait_streaming(timeout=20.0)
@@ -374,6 +371,3 @@ async def test_a_production_server_accepts_the_demo_tokens(server_factory: Serve
             assert change["payload"]["new_value"] == 150
             assert change["payload"]["updated_by"] == _u("emma")
             assert change["payload"]["updated_by_name"] == "Emma"
-        finally:
-            await server.node.close()
-            await drop_test_slot(url, slot)

@@ -30,7 +30,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.conftest import RunningServer
-from tests.support.cdc import drop_test_slot, migrated_database, unique_slot, write
+from tests.support.cdc import migrated_database, write
+from tests.support.pg_server import pg_server
 from tests.support.phoenix import PhoenixClient
 from tests.support.wedsync_api import (
     assert_nothing_before_marker,
@@ -438,17 +439,12 @@ class Postgres:
 async def _postgres(server_factory: ServerFactory) -> AsyncIterator[Postgres]:
     with migrated_database("wedsync_sources_test") as url:
         Postgres.seed(url)
-        slot = unique_slot()
-        server = await server_factory(database_url=url, cdc_slot_name=slot)
-        try:
+        async with pg_server(server_factory, url) as server:
             changes = server.node.postgres_changes
             assert changes is not None
             # Changes committed from here on are captured (the slot exists and streams).
             await changes.capture.wait_streaming(timeout=20.0)
             yield Postgres(server, url)
-        finally:
-            await server.node.close()
-            await drop_test_slot(url, slot)
 
 
 @pytest.fixture(params=["embedded", "postgres"])

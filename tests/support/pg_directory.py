@@ -24,13 +24,22 @@ from contextlib import asynccontextmanager
 from typing import Any, LiteralString
 
 import psycopg
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from wedsync_realtime.wedding.core_fields import Venue
 from wedsync_realtime.wedding.directory import FormFacts, JourneyFacts, UserProfile, UserType
 from wedsync_realtime.wedding.postgres_stores import PostgresDirectory, domain_pool
 
-__all__ = ["DOMAIN_TABLES", "IdMap", "PgDirectory", "open_domain_pool", "truncate_domain"]
+__all__ = [
+    "DOMAIN_TABLES",
+    "IdMap",
+    "PgDirectory",
+    "open_domain_pool",
+    "pg_directory",
+    "postgres_directory",
+    "truncate_domain",
+]
 
 #: Every table the domain stores read or write; emptied between tests.
 DOMAIN_TABLES = (
@@ -386,3 +395,25 @@ class PgDirectory:
             "INSERT INTO public.couples (id, partner1_name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (self._key(couple_id), couple_id),
         )
+
+
+@asynccontextmanager
+async def pg_directory(url: str) -> AsyncIterator[PgDirectory]:
+    """A `PgDirectory` on `url` with the domain tables emptied first, over an open
+    `open_domain_pool`; the directory's connection is closed after, then the pool."""
+    truncate_domain(url)
+    async with open_domain_pool(url) as pool:
+        directory = PgDirectory(url, pool)
+        try:
+            yield directory
+        finally:
+            directory.close()
+
+
+@asynccontextmanager
+async def postgres_directory(request: pytest.FixtureRequest) -> AsyncIterator[PgDirectory]:
+    """The contract suites' PostgreSQL factory: `pg_directory` on the module's ``postgres_url``
+    fixture (a migrated database, requested only when a PostgreSQL case runs)."""
+    url: str = request.getfixturevalue("postgres_url")
+    async with pg_directory(url) as directory:
+        yield directory
