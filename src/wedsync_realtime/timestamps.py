@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["iso_millis"]
+__all__ = ["iso_from_epoch", "iso_millis"]
 
 
 def iso_millis(moment: dt.datetime) -> str:
     """`moment` in UTC to the millisecond (truncated); a naive datetime is taken as UTC."""
     utc = moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_from_epoch(seconds: float) -> str:
+    """Epoch seconds (wall clock) as `iso_millis` writes them."""
+    return iso_millis(dt.datetime.fromtimestamp(seconds, dt.UTC))

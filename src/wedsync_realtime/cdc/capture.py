@@ -124,7 +124,7 @@ class ChangeCapture:
     ) -> None:
         self.config = config
         self._consumer = consumer
-        self._listeners: list[StatusListener] = [on_status] if on_status else []
+        self._on_status = on_status
         self._status = CaptureStatus(CaptureState.STOPPED)
         self._task: asyncio.Task[None] | None = None
         self._stream: ReplicationStream | None = None
@@ -140,10 +140,6 @@ class ChangeCapture:
     def status(self) -> CaptureStatus:
         """The current state."""
         return self._status
-
-    def add_status_listener(self, listener: StatusListener) -> None:
-        """Also tell ``listener`` about state changes."""
-        self._listeners.append(listener)
 
     @property
     def lag_bytes(self) -> int:
@@ -332,11 +328,12 @@ class ChangeCapture:
         if status == self._status:
             return
         self._status = status
-        for listener in list(self._listeners):
-            try:
-                listener(status)
-            except Exception:
-                logger.exception("capture status listener failed")
+        if self._on_status is None:
+            return
+        try:
+            self._on_status(status)
+        except Exception:
+            logger.exception("capture status listener failed")
 
 
 async def _check_publication(conn: psycopg.AsyncConnection[Any], publication: str) -> None:

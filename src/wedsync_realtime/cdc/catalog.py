@@ -78,10 +78,6 @@ class Catalog:
         self._tables: dict[tuple[str, str], TableInfo] = {}
         self._loaded_at = float("-inf")
 
-    def invalidate(self) -> None:
-        """Forget the cache (a table was added to the publication, or altered)."""
-        self._loaded_at = float("-inf")
-
     async def tables(
         self, conn: psycopg.AsyncConnection[Any], *, fresh: bool = False
     ) -> dict[tuple[str, str], TableInfo]:

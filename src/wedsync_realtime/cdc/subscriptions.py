@@ -442,13 +442,14 @@ class PostgresChanges:
         if not verdict.exists:
             return
         shared: dict[tuple[tuple[str, ...], bool], dict[str, Any]] = {}
+        old_row = plan.old_row
+        main_row = old_row if change.type is ChangeAction.DELETE else plan.new_row
         for sub, ids, ident in plan.matched:
             visible = verdict.visible.get(ident, frozenset())
-            main_row = plan.old_row if change.type is ChangeAction.DELETE else plan.new_row
             if main_row is None or main_row not in visible:
                 self.changes_withheld += 1
                 continue
-            old_visible = plan.old_row is not None and plan.old_row in visible
+            old_visible = old_row is not None and old_row in visible
             columns = verdict.columns.get(ident, ())
             key = (columns, old_visible)
             data = shared.get(key)

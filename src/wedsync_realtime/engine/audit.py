@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from wedsync_realtime.engine.presence_status import ACTIVE
 from wedsync_realtime.protocol.session import CHANNEL_PREFIX
 
 if TYPE_CHECKING:
@@ -478,7 +479,7 @@ class AuditRecorder:
             return
         filters = {"postgres_changes": [dict(b) for b in bindings]} if bindings else {}
         self._touched[key] = self._clock()
-        channel = topic.removeprefix(CHANNEL_PREFIX)
+        channel = _channel(topic)
         at = millis(self._wall_clock())
         limit = max_channels if max_channels > 0 else 1  # the table's CHECK: > 0
         self._put(SubscriptionJoined(user_id, channel, filters, tier, limit, at))
@@ -496,7 +497,7 @@ class AuditRecorder:
         del self._joined[key]
         self._touched.pop(key, None)
         at = millis(self._wall_clock())
-        self._put(SubscriptionLeft(user_id, topic.removeprefix(CHANNEL_PREFIX), at))
+        self._put(SubscriptionLeft(user_id, _channel(topic), at))
 
     def activity(self, conn_id: str, topic: str) -> None:
         """Activity of a connection on `topic` (a broadcast, a presence track)."""
@@ -537,7 +538,7 @@ class AuditRecorder:
             else:
                 del self._presences[key]
                 # Last seen as the node counts it: now if they were active until now.
-                active = gone.status in ("online", "busy")
+                active = gone.status in ACTIVE
                 record = replace(
                     gone,
                     status="offline",

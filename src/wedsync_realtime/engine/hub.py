@@ -56,6 +56,10 @@ class Hub:
     def count(self, topic: str) -> int:
         return len(self._topics.get(topic, ()))
 
+    def __len__(self) -> int:
+        """Topics with at least one subscriber on this node."""
+        return len(self._topics)
+
     def broadcast(self, message: OutboundBroadcast, exclude: str | None = None) -> int:
         """Queue `message` for every subscriber of its topic but `exclude`; returns how many."""
         subs = self._topics.get(message.topic)

@@ -84,11 +84,16 @@ class NodeMetrics:
     """The counters behind `GET /api/realtime/metrics`; `clock` is monotonic seconds."""
 
     def __init__(
-        self, clock: Callable[[], float], *, max_channels: int = MAX_TRACKED_CHANNELS
+        self,
+        clock: Callable[[], float],
+        *,
+        max_channels: int = MAX_TRACKED_CHANNELS,
+        channel_count: Callable[[], int] = lambda: 0,
     ) -> None:
         if max_channels < 1:
             raise ValueError(f"max_channels must be at least 1, not {max_channels}")
         self._clock = clock
+        self._channel_count = channel_count
         self._max_channels = max_channels
         #: topic → figures, least recently active first.
         self._channels: OrderedDict[str, ChannelStats] = OrderedDict()
@@ -107,8 +112,11 @@ class NodeMetrics:
         self.dropped_deliveries = 0
         #: Most distinct users (JWT `sub`) connected at once since start.
         self.peak_users = 0
-        #: Channels with at least one local subscriber (kept by the node with its hub).
-        self.active_channels = 0
+
+    @property
+    def active_channels(self) -> int:
+        """Channels with at least one local subscriber (`channel_count`: the node's hub)."""
+        return self._channel_count()
 
     # -- updates (the node's hot paths) --------------------------------------------------------
 

@@ -40,7 +40,6 @@ from wedsync_realtime.engine.presence_status import (
     Thresholds,
     declared_status,
     is_hidden,
-    iso_time,
 )
 from wedsync_realtime.errors import ChannelError, CloseCode, ConnectionRefused, ErrorCode
 from wedsync_realtime.protocol.broadcast import OutboundBroadcast
@@ -50,9 +49,10 @@ from wedsync_realtime.protocol.frames import (
     ProtocolVersion,
     encode_message,
 )
-from wedsync_realtime.protocol.session import OutFrame
+from wedsync_realtime.protocol.session import CHANNEL_PREFIX, OutFrame
 from wedsync_realtime.protocol.wsframe import websocket_frame
 from wedsync_realtime.settings import HistoryRule, Settings
+from wedsync_realtime.timestamps import iso_from_epoch
 
 __all__ = ["ChannelLimit", "Node", "PresenceChangeListener"]
 
@@ -117,7 +117,7 @@ class Node:
         self.wall_clock = wall_clock
         self.hub = Hub()
         #: Figures for `GET /api/realtime/metrics` (`engine.metrics`).
-        self.metrics = NodeMetrics(clock)
+        self.metrics = NodeMetrics(clock, channel_count=self.hub.__len__)
         self.presence = PresenceRegistry(self.id)
         #: Server-side status decay of WedSync presence metas (`engine.presence_status`).
         self.presence_clock = StatusClock(
@@ -127,9 +127,8 @@ class Node:
                 settings.presence_offline_after_s,
             )
         )
-        #: Told whenever a user is seen (last-seen records) and, if a `PresenceChangeListener`,
-        #: whenever a presence changes; set by the composition root.
-        self.presence_listener: PresenceListener | None = None
+        self._presence_listener: PresenceListener | None = None
+        self._change_listener: PresenceChangeListener | None = None
         #: The audit log (`engine.audit`): told of joins, leaves, presences and refusals; None
         #: turns it off. Set by the composition root; started and flushed with the node.
         self.audit: AuditRecorder | None = None
@@ -157,6 +156,18 @@ class Node:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    @property
+    def presence_listener(self) -> PresenceListener | None:
+        """Told whenever a user is seen (last-seen records) and, if a `PresenceChangeListener`,
+        whenever a presence changes; set by the composition root."""
+        return self._presence_listener
+
+    @presence_listener.setter
+    def presence_listener(self, listener: PresenceListener | None) -> None:
+        self._presence_listener = listener
+        # The protocol check runs once here, not on every presence change.
+        self._change_listener = listener if isinstance(listener, PresenceChangeListener) else None
 
     async def start(self) -> None:
         await self.broker.start(self)
@@ -314,7 +325,6 @@ class Node:
         `hold`, broadcasts wait in `Subscriber.pending` until the caller releases them."""
         subscriber = Subscriber(conn, presence, [] if hold else None)
         if self.hub.add(topic, subscriber):
-            self.metrics.active_channels += 1
             self._background(self.broker.subscribe(topic))
         if subject is not None:
             self._user_channels[subject] += 1
@@ -324,7 +334,6 @@ class Node:
         if self.audit is not None:
             self.audit.left(conn.id, topic)
         if self.hub.remove(topic, conn.id):
-            self.metrics.active_channels -= 1
             self._background(self.broker.unsubscribe(topic))
         if subject is not None:
             self._user_channels[subject] -= 1
@@ -341,7 +350,8 @@ class Node:
         except KeyError:
             if len(self._rules) >= RULE_CACHE_SIZE:
                 self._rules.clear()
-            rule = self._rules[topic] = self.settings.history_rule(topic.removeprefix("realtime:"))
+            rule = self.settings.history_rule(topic.removeprefix(CHANNEL_PREFIX))
+            self._rules[topic] = rule
             return rule
 
     async def publish(
@@ -514,7 +524,7 @@ class Node:
                 continue
             overrides: dict[str, Any] = {"status": str(change.status)}
             if "last_activity" not in entry.payload:
-                overrides["last_activity"] = iso_time(change.last_activity)
+                overrides["last_activity"] = iso_from_epoch(change.last_activity)
             diff = self.presence.replace_meta(change.topic, change.conn_id, overrides)
             conn = self.connections.get(change.conn_id)
             if conn is not None:
@@ -531,8 +541,8 @@ class Node:
     def _presence_changed(self, conn: Connection, topic: str) -> None:
         if self.audit is not None:
             self._audit_presence(self.audit, conn, topic)
-        listener, subject = self.presence_listener, conn.principal.subject
-        if subject is not None and isinstance(listener, PresenceChangeListener):
+        listener, subject = self._change_listener, conn.principal.subject
+        if subject is not None and listener is not None:
             listener.presence_changed(subject, topic, conn.id)
 
     def _audit_presence(self, audit: AuditRecorder, conn: Connection, topic: str) -> None:

@@ -26,7 +26,6 @@ with a fake clock.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import heapq
 import itertools
@@ -34,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wedsync_realtime.timestamps import iso_millis
+from wedsync_realtime.timestamps import iso_from_epoch
 
 __all__ = [
     "ACTIVE",
@@ -81,9 +80,8 @@ def is_hidden(payload: Mapping[str, Any]) -> bool:
     return payload.get(APPEAR_OFFLINE) is True or declared_status(payload) is Status.OFFLINE
 
 
-def iso_time(wall: float) -> str:
-    """``2025-06-14T14:00:00.000Z``, as the WedSync events write times."""
-    return iso_millis(dt.datetime.fromtimestamp(wall, dt.UTC))
+#: ``2025-06-14T14:00:00.000Z``, as the WedSync events write times (wall seconds in).
+iso_time = iso_from_epoch
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from wedsync_realtime.engine.audit import (
     SubscriptionLeft,
 )
 from wedsync_realtime.store.sqlite import SqliteDatabase
-from wedsync_realtime.timestamps import iso_millis
+from wedsync_realtime.timestamps import iso_from_epoch
 
 __all__ = ["SqliteAuditLog"]
 
@@ -79,15 +79,10 @@ def _json(value: Mapping[str, Any]) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def _time(wall: float) -> str:
-    """Epoch seconds as the schema's text: ISO 8601 UTC with milliseconds."""
-    return iso_millis(dt.datetime.fromtimestamp(wall, dt.UTC))
-
-
 def _params(record: AuditRecord) -> tuple[Any, ...]:
     match record:
         case SubscriptionJoined():
-            at = _time(record.at)
+            at = iso_from_epoch(record.at)
             return (
                 record.user_id,
                 record.channel,
@@ -98,7 +93,7 @@ def _params(record: AuditRecord) -> tuple[Any, ...]:
                 at,
             )
         case SubscriptionLeft() | SubscriptionActive():
-            return (_time(record.at), record.user_id, record.channel)
+            return (iso_from_epoch(record.at), record.user_id, record.channel)
         case PresenceRecord():
             return (
                 record.user_id,
@@ -107,7 +102,7 @@ def _params(record: AuditRecord) -> tuple[Any, ...]:
                 record.current_page,
                 int(record.is_typing),
                 record.device_type,
-                _time(record.last_activity),
+                iso_from_epoch(record.last_activity),
                 _json(record.presence_data),
             )
         case EventRecord():
@@ -120,8 +115,8 @@ def _params(record: AuditRecord) -> tuple[Any, ...]:
                 record.delivered_count,
                 record.failed_count,
                 record.priority,
-                _time(record.created_at),
-                _time(record.expires_at),
+                iso_from_epoch(record.created_at),
+                iso_from_epoch(record.expires_at),
             )
         case MetricRecord():
             return (
@@ -130,7 +125,7 @@ def _params(record: AuditRecord) -> tuple[Any, ...]:
                 record.user_id,
                 record.value,
                 record.unit,
-                _time(record.recorded_at),
+                iso_from_epoch(record.recorded_at),
             )
 
 
@@ -150,13 +145,20 @@ class SqliteAuditLog:
             await asyncio.to_thread(self._write, dict(channels), list(records))
 
     def _write(self, channels: dict[str, str], records: list[AuditRecord]) -> None:
+        # Parameters are built before taking the database's lock, which the event loop's
+        # queries share: inside it the transaction only executes.
+        ensure = list(channels.items())
+        batches = [
+            (_SQL[kind], [_params(record) for record in run])
+            for kind, run in itertools.groupby(records, key=type)
+        ]
         with self.database.transaction() as conn:
-            conn.executemany(_ENSURE_CHANNEL, channels.items())
-            for kind, run in itertools.groupby(records, key=type):
-                conn.executemany(_SQL[kind], [_params(record) for record in run])
+            conn.executemany(_ENSURE_CHANNEL, ensure)
+            for sql, params in batches:
+                conn.executemany(sql, params)
 
     async def prune(self, before: float) -> int:
-        return await asyncio.to_thread(self._prune, _time(before))
+        return await asyncio.to_thread(self._prune, iso_from_epoch(before))
 
     def _prune(self, cutoff: str) -> int:
         with self.database.transaction() as conn:
