@@ -18,7 +18,6 @@ Counts are this node's: the engine keeps local subscribers only (other nodes' ar
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 
@@ -27,16 +26,23 @@ from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
 from wedsync_realtime.api.deps import caller
-from wedsync_realtime.api.wedsync import ERROR_RESPONSES, NodeDep, WeddingDep, read_access
+from wedsync_realtime.api.wedsync import (
+    ERROR_RESPONSES,
+    NodeDep,
+    WeddingDep,
+    profile_of,
+    read_access,
+)
 from wedsync_realtime.auth.jwt import Principal
 from wedsync_realtime.auth.policy import Action
 from wedsync_realtime.engine.history import MAX_MESSAGE_ID_LENGTH
 from wedsync_realtime.engine.node import Node
 from wedsync_realtime.errors import ChannelError
 from wedsync_realtime.protocol.session import CHANNEL_PREFIX
+from wedsync_realtime.timestamps import iso_from_epoch
 from wedsync_realtime.wedding.channels import ChannelKind, parse_channel
-from wedsync_realtime.wedding.directory import UserType
-from wedsync_realtime.wedding.events import DomainEvent, channel_name, iso_timestamp
+from wedsync_realtime.wedding.directory import UserProfile, UserType
+from wedsync_realtime.wedding.events import DomainEvent, channel_name
 from wedsync_realtime.wedding.router import EventRouter, audit_route
 from wedsync_realtime.wedding.runtime import WeddingRuntime
 
@@ -167,13 +173,11 @@ class SubscribeOut(BaseModel):
 
 def _wall_time(node: Node, monotonic: float) -> str:
     seconds = node.wall_clock() - (node.clock() - monotonic)
-    return iso_timestamp(dt.datetime.fromtimestamp(seconds, dt.UTC))
+    return iso_from_epoch(seconds)
 
 
-async def _own_channels(wedding: WeddingRuntime, principal: Principal) -> list[str]:
+async def _own_channels(wedding: WeddingRuntime, profile: UserProfile | None) -> list[str]:
     """The catalog channels the caller's profile makes theirs."""
-    subject = principal.subject
-    profile = await wedding.directory.user_profile(subject) if subject else None
     if profile is None:
         return []
     names = [channel_name(_K.USER, profile.user_id)]
@@ -182,7 +186,7 @@ async def _own_channels(wedding: WeddingRuntime, principal: Principal) -> list[s
         names += [channel_name(k, s) for k in (_K.SUPPLIER, _K.SUPPLIER_TEAM, _K.SUPPLIER_CLIENTS)]
         names += [channel_name(k, s) for k in (_K.SUPPLIER_FORMS, _K.SUPPLIER_JOURNEYS)]
         names.append(channel_name(_K.SUPPLIER_DASHBOARD, s))
-        for c in await wedding.supplier_couples(s):
+        for c in await wedding.directory.supplier_couples(s):
             names += [channel_name(_K.CORE_FIELDS, c), channel_name(_K.COLLABORATION, s, c)]
             names += [
                 channel_name(_K.WEDDING, w) for w in await wedding.directory.couple_weddings(c)
@@ -210,12 +214,8 @@ def _info(node: Node, principal: Principal, name: str) -> ChannelInfo:
     )
 
 
-async def _is_operator(wedding: WeddingRuntime, principal: Principal) -> bool:
-    if principal.is_service:
-        return True
-    subject = principal.subject
-    profile = await wedding.directory.user_profile(subject) if subject else None
-    return profile is not None and profile.user_type is UserType.ADMIN
+def _is_operator(principal: Principal, profile: UserProfile | None) -> bool:
+    return principal.is_service or (profile is not None and profile.user_type is UserType.ADMIN)
 
 
 @router.get("/channels")
@@ -232,9 +232,10 @@ async def list_channels(principal: PrincipalDep, node: NodeDep, wedding: Wedding
         for conn in mine
         for m in conn.memberships.values()
     ]
-    names = await _own_channels(wedding, principal)
+    profile = await profile_of(wedding, principal)
+    names = await _own_channels(wedding, profile)
     names += [s.channel_name for s in subscriptions]
-    if await _is_operator(wedding, principal):
+    if _is_operator(principal, profile):
         names += [m.channel for c in node.connections.values() for m in c.memberships.values()]
     limit = node.channel_limit(principal).maximum
     current = node.user_channel_count(subject)
@@ -274,11 +275,7 @@ async def status(principal: PrincipalDep, node: NodeDep) -> StatusOut:
         if read.entries:
             newest = read.entries[-1].time_ms
             last_ms = newest if last_ms is None else max(last_ms, newest)
-    last = (
-        iso_timestamp(dt.datetime.fromtimestamp(last_ms / 1000, dt.UTC))
-        if last_ms is not None
-        else None
-    )
+    last = iso_from_epoch(last_ms / 1000) if last_ms is not None else None
     connected = any(subject and c.principal.subject == subject for c in node.connections.values())
     return StatusOut(
         connected=connected,

@@ -47,6 +47,7 @@ __all__ = [
     "get_wedding",
     "install",
     "operator",
+    "profile_of",
     "read_access",
     "wedsync_user",
 ]
@@ -132,13 +133,18 @@ class Actor:
         return self.profile.user_type is UserType.ADMIN
 
 
+async def profile_of(wedding: WeddingRuntime, principal: Principal) -> UserProfile | None:
+    """The caller's WedSync profile (JWT `sub` = user id); None without a subject or profile."""
+    subject = principal.subject
+    return await wedding.directory.user_profile(subject) if subject else None
+
+
 async def wedsync_user(
     principal: Annotated[Principal, Depends(caller)],
     wedding: Annotated[WeddingRuntime, Depends(get_wedding)],
 ) -> Actor:
     """The caller's WedSync profile (JWT `sub` = user id); 403 without one."""
-    subject = principal.subject
-    profile = await wedding.directory.user_profile(subject) if subject else None
+    profile = await profile_of(wedding, principal)
     if profile is None:
         raise HTTPException(
             403, {"message": f"No WedSync user profile for {principal.user_id!r}", "field": "sub"}
@@ -153,8 +159,7 @@ async def operator(
     """The service role, or a user whose profile is an admin; 403 for anyone else."""
     if principal.is_service:
         return principal
-    subject = principal.subject
-    profile = await wedding.directory.user_profile(subject) if subject else None
+    profile = await profile_of(wedding, principal)
     if profile is None or profile.user_type is not UserType.ADMIN:
         raise HTTPException(
             403, {"message": "Only the service role or an admin may call this endpoint"}

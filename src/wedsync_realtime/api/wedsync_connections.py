@@ -20,7 +20,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from wedsync_realtime.api.deps import caller
-from wedsync_realtime.api.wedsync import ERROR_RESPONSES, WeddingDep, WritableWeddingDep
+from wedsync_realtime.api.wedsync import (
+    ERROR_RESPONSES,
+    WeddingDep,
+    WritableWeddingDep,
+    profile_of,
+)
 from wedsync_realtime.auth.jwt import Principal
 from wedsync_realtime.wedding.connections import (
     Connection,
@@ -78,8 +83,7 @@ async def editor(principal: Annotated[Principal, Depends(caller)], wedding: Wedd
     without one)."""
     if principal.is_service:
         return Editor.service_role(principal.subject or principal.role)
-    subject = principal.subject
-    profile = await wedding.directory.user_profile(subject) if subject else None
+    profile = await profile_of(wedding, principal)
     if profile is None:
         raise HTTPException(
             403, {"message": f"No WedSync user profile for {principal.user_id!r}", "field": "sub"}

@@ -161,26 +161,8 @@ class JourneyOut(BaseModel):
 
     @classmethod
     def of(cls, instance: JourneyInstance) -> JourneyOut:
-        return cls(
-            journey_id=instance.journey_id,
-            journey_name=instance.journey_name,
-            supplier_id=instance.supplier_id,
-            couple_id=instance.couple_id,
-            status=instance.status,
-            progress_percentage=instance.progress_percentage,
-            steps=[
-                JourneyStepOut(
-                    step_id=s.step_id,
-                    name=s.name,
-                    kind=s.kind.value,
-                    status=s.status.value,
-                    completed_at=s.completed_at,
-                    completed_by=s.completed_by,
-                )
-                for s in instance.steps
-            ],
-            next_steps=[s.step_id for s in instance.next_steps],
-        )
+        next_steps = [s.step_id for s in instance.next_steps]
+        return cls.model_validate({**instance.to_json(), "next_steps": next_steps})
 
 
 _STEP_CONFLICT: dict[int | str, dict[str, Any]] = {

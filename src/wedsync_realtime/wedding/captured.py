@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
 
 import orjson
 import psycopg
@@ -31,7 +30,8 @@ from wedsync_realtime.cdc.messages import ColumnValue
 from wedsync_realtime.cdc.relations import ChangeAction
 from wedsync_realtime.timestamps import iso_millis
 from wedsync_realtime.wedding.change_feed import ChangeFeed, ChangeType, DomainChange
-from wedsync_realtime.wedding.events import JsonValue
+from wedsync_realtime.wedding.channels import names_any_of
+from wedsync_realtime.wedding.events import JsonValue, Reauthorize
 
 __all__ = ["FACT_TABLES", "FEED_TABLES", "DomainCapture", "domain_change", "json_value"]
 
@@ -55,14 +55,6 @@ FACT_TABLES = frozenset(
 )
 #: The columns of those rows that name what a channel may be about.
 _FACT_ID_COLUMNS = ("id", "supplier_id", "couple_id", "user_id", "form_id")
-
-
-#: `Node.reauthorize`: re-check the joined channels whose name the predicate accepts, and every
-#: channel of the users named.
-class Reauthorize(Protocol):
-    def __call__(
-        self, wanted: Callable[[str], bool], users: frozenset[str] = ..., /
-    ) -> Awaitable[int]: ...
 
 
 _INTEGERS = frozenset({"int2", "int4", "int8"})
@@ -114,9 +106,6 @@ class DomainCapture:
     def __init__(self, feed: ChangeFeed, reauthorize: Reauthorize | None = None) -> None:
         self._feed = feed
         self._reauthorize = reauthorize
-        self.transactions_applied = 0
-        self.transactions_failed = 0
-        self.channels_revoked = 0
 
     async def consume(self, transactions: Sequence[Transaction]) -> None:
         await self._recheck(transactions)
@@ -135,12 +124,10 @@ class DomainCapture:
             except Exception:
                 # One transaction the feed cannot turn into events (a row breaking a constraint
                 # of ours, a value we cannot read) must not take the batch's others with it.
-                self.transactions_failed += 1
                 log.exception(
                     "transaction %d: no domain events (it could not be read)", transaction.xid
                 )
                 continue
-            self.transactions_applied += 1
             if report.failed:
                 log.error(
                     "transaction %d: %d of its domain messages were not published",
@@ -165,26 +152,32 @@ class DomainCapture:
                 # Channels named by a form or a journey (`form:{F}`, `journey:progress:{J}`)
                 # and weddings (`wedding:{W}`) do not carry the couple's or supplier's id.
                 by_name |= change.table in _PAIR_TABLES
-                for row in (change.record, change.old_record):
-                    for column in _FACT_ID_COLUMNS:
-                        value = (row or {}).get(column)
-                        if isinstance(value, str) and value:
-                            ids.add(value)
-                    if change.table in _USER_TABLES:
-                        user = (row or {}).get(
-                            "user_id" if change.table != "user_profiles" else "id"
-                        )
-                        if isinstance(user, str) and user:
-                            users.add(user)
+                _collect_named(change, ids, users)
         if not ids and not users:
             return
 
         def concerned(channel: str) -> bool:
             if by_name and channel.startswith(_INDIRECT_PREFIXES):
                 return True
-            return any(part in ids for part in channel.split(":"))
+            return names_any_of(channel, ids)
 
-        self.channels_revoked += await self._reauthorize(concerned, frozenset(users))
+        await self._reauthorize(concerned, frozenset(users))
+
+
+def _collect_named(change: CapturedChange, ids: set[str], users: set[str]) -> None:
+    """Add the ids the change's rows (new and old) name to `ids`, and, for a fact about one
+    user, that user to `users`."""
+    user_column = "user_id" if change.table != "user_profiles" else "id"
+    for row in (change.record, change.old_record):
+        values = row or {}
+        for column in _FACT_ID_COLUMNS:
+            value = values.get(column)
+            if isinstance(value, str) and value:
+                ids.add(value)
+        if change.table in _USER_TABLES:
+            user = values.get(user_column)
+            if isinstance(user, str) and user:
+                users.add(user)
 
 
 #: Facts about a supplier-couple pair: channels named by a wedding, form or journey may depend

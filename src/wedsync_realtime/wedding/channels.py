@@ -33,6 +33,7 @@ need the keyword as an id (``supplier:dashboard``, ``couple:dashboard:x:team``,
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "ChannelKind",
     "ChannelRef",
     "in_catalog_namespace",
+    "names_any_of",
     "parse_channel",
 ]
 
@@ -153,6 +155,12 @@ class ChannelRef:
 def in_catalog_namespace(channel: str) -> bool:
     """Whether `channel` starts with a scope the catalog owns (whether or not it parses)."""
     return channel.partition(":")[0] in CATALOG_SCOPES
+
+
+def names_any_of(channel: str, ids: Collection[str]) -> bool:
+    """Whether one ``:``-separated segment of `channel` is one of `ids` (any name, catalog or
+    not: ``collaboration:{S}:{C}`` names both S and C)."""
+    return any(part in ids for part in channel.split(":"))
 
 
 def parse_channel(channel: str) -> ChannelRef | None:

@@ -41,8 +41,7 @@ from typing import Protocol
 
 from wedsync_realtime.store.sqlite import SqliteDatabase
 from wedsync_realtime.wedding.audience import Audience
-from wedsync_realtime.wedding.captured import Reauthorize
-from wedsync_realtime.wedding.channels import ChannelKind
+from wedsync_realtime.wedding.channels import ChannelKind, names_any_of
 from wedsync_realtime.wedding.directory import UserProfile, UserType
 from wedsync_realtime.wedding.errors import Invalid, NotFound, NotPermitted
 from wedsync_realtime.wedding.events import (
@@ -50,6 +49,7 @@ from wedsync_realtime.wedding.events import (
     DomainEvent,
     Outcome,
     Payload,
+    Reauthorize,
     channel_name,
     iso_timestamp,
     utc_now,
@@ -140,13 +140,11 @@ class Editor:
 
     @property
     def supplier_id(self) -> str | None:
-        p = self.profile
-        return p.supplier_id if p is not None and p.user_type is UserType.SUPPLIER else None
+        return self.profile.acting_supplier_id if self.profile is not None else None
 
     @property
     def couple_id(self) -> str | None:
-        p = self.profile
-        return p.couple_id if p is not None and p.user_type is UserType.COUPLE else None
+        return self.profile.acting_couple_id if self.profile is not None else None
 
 
 class ConnectionStore(Protocol):
@@ -189,7 +187,7 @@ def concerned_channels(
     def concerned(channel: str) -> bool:
         if channel in wedding_channels or channel.startswith(_ANY_CONNECTION_PREFIXES):
             return True
-        return not ids.isdisjoint(channel.split(":"))
+        return names_any_of(channel, ids)
 
     return concerned
 

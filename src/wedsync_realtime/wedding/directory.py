@@ -22,6 +22,7 @@ __all__ = [
     "MemoryDirectory",
     "UserProfile",
     "UserType",
+    "checked_user_type",
 ]
 
 
@@ -39,6 +40,29 @@ class UserProfile:
     user_type: UserType
     supplier_id: str | None = None
     couple_id: str | None = None
+
+    @property
+    def acting_supplier_id(self) -> str | None:
+        """The supplier this user acts for: their supplier, if they are a supplier user."""
+        return self.supplier_id if self.user_type is UserType.SUPPLIER else None
+
+    @property
+    def acting_couple_id(self) -> str | None:
+        """The couple this user acts for: their couple, if they are a couple user."""
+        return self.couple_id if self.user_type is UserType.COUPLE else None
+
+
+def checked_user_type(
+    user_type: UserType | str, *, supplier_id: str | None, couple_id: str | None
+) -> UserType:
+    """`user_type` as a `UserType`, once the ids a profile of that type needs are given (the
+    check of every directory's `add_user`); ValueError otherwise."""
+    kind = UserType(user_type)
+    if kind is UserType.SUPPLIER and not supplier_id:
+        raise ValueError("a supplier user needs a supplier_id")
+    if kind is UserType.COUPLE and not couple_id:
+        raise ValueError("a couple user needs a couple_id")
+    return kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +135,7 @@ class MemoryDirectory:
         couple_id: str | None = None,
     ) -> UserProfile:
         """Add or replace a user's profile."""
-        kind = UserType(user_type)
-        if kind is UserType.SUPPLIER and not supplier_id:
-            raise ValueError("a supplier user needs a supplier_id")
-        if kind is UserType.COUPLE and not couple_id:
-            raise ValueError("a couple user needs a couple_id")
+        kind = checked_user_type(user_type, supplier_id=supplier_id, couple_id=couple_id)
         profile = UserProfile(user_id, kind, supplier_id, couple_id)
         self._profiles[user_id] = profile
         return profile

@@ -5,15 +5,16 @@ events") and the router publishes each event's `payload` under its `event` name 
 of `channels`. An `Outcome` pairs the result of a write with the events it produced.
 
 Also here: canonical channel names (built with `ChannelRef`, so they always parse back to the
-catalog) and the one timestamp format of payloads (ISO 8601, UTC, milliseconds, ``Z``).
+catalog), the one timestamp format of payloads (ISO 8601, UTC, milliseconds, ``Z``), and
+`Reauthorize`, the node's hook that closes joined channels a changed fact no longer allows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeAlias, TypeVar
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from wedsync_realtime.timestamps import iso_millis as iso_timestamp
 from wedsync_realtime.wedding.channels import ChannelKind, ChannelRef
@@ -25,6 +26,7 @@ __all__ = [
     "JsonValue",
     "Outcome",
     "Payload",
+    "Reauthorize",
     "channel_name",
     "iso_timestamp",
     "unique",
@@ -36,6 +38,15 @@ Payload: TypeAlias = dict[str, JsonValue]
 
 #: What the services read the time from (`utc_now`; tests pass a fixed or stepping clock).
 Clock: TypeAlias = Callable[[], dt.datetime]
+
+
+#: `Node.reauthorize`: re-check the joined channels whose name the predicate accepts, and every
+#: channel of the users named.
+class Reauthorize(Protocol):
+    def __call__(
+        self, wanted: Callable[[str], bool], users: frozenset[str] = ..., /
+    ) -> Awaitable[int]: ...
+
 
 #: The priority of ordinary events (1-10, as `realtime_events.priority`; 10 is most urgent).
 DEFAULT_EVENT_PRIORITY = 5

@@ -72,18 +72,6 @@ _COUPLE_OWN = frozenset(
 )
 
 
-def _supplier_of(profile: UserProfile | None) -> str | None:
-    if profile is not None and profile.user_type is UserType.SUPPLIER:
-        return profile.supplier_id
-    return None
-
-
-def _couple_of(profile: UserProfile | None) -> str | None:
-    if profile is not None and profile.user_type is UserType.COUPLE:
-        return profile.couple_id
-    return None
-
-
 def _yes_if(ok: bool, channel: str, rule: str) -> Decision:
     return Decision.allow() if ok else Decision.deny(f"{channel}: {rule}")
 
@@ -129,7 +117,8 @@ class CatalogPolicy:
     ) -> Decision:
         d = self._directory
         kind = ref.kind
-        supplier, couple = _supplier_of(profile), _couple_of(profile)
+        supplier = profile.acting_supplier_id if profile is not None else None
+        couple = profile.acting_couple_id if profile is not None else None
         if kind in _SUPPLIER_OWN:
             return _yes_if(
                 supplier == ref.id, channel, f"rule 'supplier': only users of supplier {ref.id}"

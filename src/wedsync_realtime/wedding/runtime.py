@@ -23,7 +23,6 @@ from wedsync_realtime.engine.node import Node
 from wedsync_realtime.settings import Settings
 from wedsync_realtime.store.sqlite import SqliteDatabase, database_path
 from wedsync_realtime.wedding.audience import Audience
-from wedsync_realtime.wedding.captured import Reauthorize
 from wedsync_realtime.wedding.change_feed import ChangeFeed
 from wedsync_realtime.wedding.connections import (
     ConnectionService,
@@ -36,7 +35,7 @@ from wedsync_realtime.wedding.core_fields import (
     VenueDirectory,
 )
 from wedsync_realtime.wedding.demo import load_demo
-from wedsync_realtime.wedding.events import Clock, DomainEvent, Outcome, utc_now
+from wedsync_realtime.wedding.events import Clock, DomainEvent, Outcome, Reauthorize, utc_now
 from wedsync_realtime.wedding.forms import FormService, FormStore
 from wedsync_realtime.wedding.journeys import JourneyService, JourneyStore
 from wedsync_realtime.wedding.notifications import NotificationService, NotificationStore
@@ -213,7 +212,6 @@ class WeddingRuntime:
             if stores.connections is not None
             else None
         )
-        self.last_seen = stores.last_seen
         #: The node's presence listener (wired by `app.py`): last seen, kept 7 days.
         self.presence = LastSeenRecorder(stores.last_seen, retention_days=last_seen_retention_days)
         #: Where change capture hands its transactions (PostgreSQL; see `change_feed`).
@@ -233,10 +231,6 @@ class WeddingRuntime:
         if report.failed:
             log.error("%d of the write's messages were not published", len(report.failed))
         return report
-
-    async def supplier_couples(self, supplier_id: str) -> tuple[str, ...]:
-        """The couples the supplier is actively connected to, in id order."""
-        return await self.directory.supplier_couples(supplier_id)
 
     async def open(self) -> None:
         await self.stores.open()
