@@ -18,7 +18,13 @@ from wedsync_realtime.wedding.channels import ChannelKind
 from wedsync_realtime.wedding.directory import Directory, UserProfile, UserType
 from wedsync_realtime.wedding.events import channel_name
 
-__all__ = ["Audience", "CoupleAudience", "couple_audience", "may_act_for_couple"]
+__all__ = [
+    "Audience",
+    "CoupleAudience",
+    "couple_audience",
+    "couple_display_name",
+    "may_act_for_couple",
+]
 
 
 class Audience(Directory, Protocol):
@@ -78,6 +84,11 @@ async def couple_audience(audience: Audience, couple_id: str) -> CoupleAudience:
         audience.couple_weddings(couple_id), audience.connected_suppliers(couple_id)
     )
     return CoupleAudience(couple_id, weddings, suppliers)
+
+
+def couple_display_name(partner1_name: str | None, partner2_name: str | None) -> str:
+    """The couple's display name from its partners' names ("James & Emma"; blanks skipped)."""
+    return " & ".join(n for n in (partner1_name, partner2_name) if n)
 
 
 def may_act_for_couple(profile: UserProfile | None, couple_id: str) -> bool:

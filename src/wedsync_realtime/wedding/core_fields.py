@@ -63,6 +63,7 @@ __all__ = [
     "Venue",
     "VenueDirectory",
     "VersionConflict",
+    "plan_core_field_write",
     "validate_core_field",
 ]
 
@@ -195,6 +196,30 @@ class CoreFieldStore(Protocol):
         ...
 
 
+def plan_core_field_write(
+    couple_id: str,
+    write: FieldWrite,
+    stored: CoreFieldValue | None,
+    *,
+    updated_by: str,
+    at: str,
+) -> tuple[CoreFieldValue, AppliedChange | None]:
+    """What a store's `write_core_fields` does with one write, given the field as stored (None
+    when never set): the field's current state (version 0 when never set) and the change to
+    store, None when the value is already the stored one. Raises `VersionConflict` when the
+    write was based on another version."""
+    current = stored if stored is not None else CoreFieldValue(couple_id, write.field_name, None, 0)
+    expected = write.expected_version
+    if expected is not None and expected != current.version:
+        raise VersionConflict(current, expected)
+    if stored is not None and current.value == write.value:
+        return current, None
+    new = CoreFieldValue(
+        couple_id, write.field_name, write.value, current.version + 1, updated_by, at
+    )
+    return current, AppliedChange(current.value, new)
+
+
 class VenueDirectory(Protocol):
     async def venue_by_name(self, name: str) -> Venue | None:
         """The venue of that name (case-insensitive), None when not in the directory."""
@@ -296,7 +321,8 @@ class CoreFieldsService:
         profile = await self._audience.user_profile(updated_by)
         if not may_act_for_couple(profile, couple_id):
             raise NotPermitted(f"only the couple {couple_id} updates its core fields")
-        if await self._audience.couple_name(couple_id) is None:
+        couple_name = await self._audience.couple_name(couple_id)
+        if couple_name is None:
             raise NotFound(f"unknown couple {couple_id!r}", field="couple_id")
         if not changes:
             raise Invalid("no core field to update", field="changes")
@@ -310,7 +336,11 @@ class CoreFieldsService:
             couple_id, [*writes, *auto], updated_by=updated_by, at=now
         )
         events = await self.announce(
-            couple_id, applied, updated_by=updated_by, auto_populated={w.field_name for w in auto}
+            couple_id,
+            applied,
+            updated_by=updated_by,
+            auto_populated={w.field_name for w in auto},
+            couple_name=couple_name,
         )
         return Outcome({a.field_name: a.new for a in applied}, events)
 
@@ -321,11 +351,13 @@ class CoreFieldsService:
         *,
         updated_by: str,
         auto_populated: set[str] | frozenset[str] = frozenset(),
+        couple_name: str | None = None,
     ) -> tuple[DomainEvent, ...]:
         """The events of changes already stored (by `update`, or seen by change capture).
 
         Changes to the fields named in `auto_populated` ride on the event of the field that
-        caused them (the venue) instead of having events of their own.
+        caused them (the venue) instead of having events of their own. `couple_name` is the
+        couple's display name when the caller already read it (None: read it here).
         """
         if not applied:
             return ()
@@ -354,7 +386,9 @@ class CoreFieldsService:
                 },
             }
             events.append(DomainEvent("core_fields_updated", channels, payload))
-        drafts = await self._supplier_notifications(couple_id, where.suppliers, actor, primary)
+        drafts = await self._supplier_notifications(
+            couple_id, where.suppliers, actor, primary, couple_name
+        )
         notified = await self._notifications.create_many(drafts)
         return (*events, *notified.events)
 
@@ -383,6 +417,7 @@ class CoreFieldsService:
         suppliers: Sequence[str],
         actor: str,
         changes: Sequence[AppliedChange],
+        couple_name: str | None,
     ) -> list[NotificationDraft]:
         fields = [CoreField(c.field_name) for c in changes if c.field_name in _FIELD_NAMES]
         if not fields:
@@ -394,12 +429,16 @@ class CoreFieldsService:
             title = "Wedding details changed"
             labels = [_LABELS[f] for f in fields]
             message = f"{actor} updated the {', '.join(labels[:-1])} and {labels[-1]}"
-        # The couple's name and every supplier's users at once (round trips on PostgreSQL).
-        name, users = await asyncio.gather(
-            self._audience.couple_name(couple_id),
-            asyncio.gather(*(self._audience.supplier_users(s) for s in suppliers)),
-        )
-        couple_name = name or couple_id
+        # The couple's name (unless known) and every supplier's users at once (round trips on
+        # PostgreSQL).
+        all_users = asyncio.gather(*(self._audience.supplier_users(s) for s in suppliers))
+        if couple_name is None:
+            couple_name, users = await asyncio.gather(
+                self._audience.couple_name(couple_id), all_users
+            )
+        else:
+            users = await all_users
+        shown_name = couple_name or couple_id
         priority = Priority.HIGH if _HIGH_PRIORITY_FIELDS & set(fields) else Priority.MEDIUM
         versions = ",".join(f"{c.field_name}/v{c.new.version}" for c in changes)
         cause = f"core_fields_updated/{couple_id}/{versions}"
@@ -410,7 +449,7 @@ class CoreFieldsService:
                     NotificationDraft(
                         user_id=user_id,
                         type=NotificationType.CORE_FIELD_CHANGE,
-                        title=f"{couple_name}: {title}",
+                        title=f"{shown_name}: {title}",
                         message=message,
                         action_url=f"/clients/{couple_id}/core-fields",
                         priority=priority,

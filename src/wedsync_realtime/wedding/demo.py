@@ -15,7 +15,6 @@ prints a token per `DEMO_USERS` entry. On PostgreSQL, where ids are uuids, every
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 
@@ -23,7 +22,11 @@ from wedsync_realtime.store.sqlite import SqliteDatabase
 from wedsync_realtime.wedding.directory import UserType
 from wedsync_realtime.wedding.events import JsonValue, iso_timestamp, utc_now
 from wedsync_realtime.wedding.sqlite_directory import SqliteDirectory
-from wedsync_realtime.wedding.sqlite_stores import SqliteCoreFieldStore, SqliteJourneyStore
+from wedsync_realtime.wedding.sqlite_stores import (
+    SqliteCoreFieldStore,
+    SqliteJourneyStore,
+    _dump,
+)
 
 __all__ = ["DEMO_NAMESPACE", "DEMO_USERS", "DemoUser", "demo", "demo_uuid", "load_demo"]
 
@@ -107,6 +110,27 @@ _VENUES = (
     (demo.riverside_barn, "Riverside Barn", "Mill Road, Henley-on-Thames RG9 1AB", 180),
 )
 
+#: Sarah's team at her studio: (demo user, role).
+_TEAM = (("sarah", "owner"), ("tom", "second shooter"))
+
+#: "Shot List Preferences": (field_id, label, required) in display order.
+_SHOT_LIST_FIELDS = (
+    ("family_groups", "Family group photos", True),
+    ("must_have_shots", "Must-have shots", True),
+    ("photo_style", "Photo style", False),
+    ("avoid", "Anything to avoid", False),
+)
+
+#: "Venue Booking": (step_id, name, kind) in order.
+_VENUE_STEPS = (
+    ("venue-walkthrough", "Venue Walkthrough", "meeting"),
+    ("contract-review", "Contract Review", "task"),
+    ("final-details", "Final Details", "email"),
+)
+
+#: Who wrote the couple's initial core fields.
+_CORE_FIELDS_BY = "emma"
+
 _CORE_FIELDS: dict[str, JsonValue] = {
     "wedding_date": "2025-06-14",
     "venue_name": "Grand Hotel",
@@ -134,8 +158,8 @@ def load_demo(database: SqliteDatabase) -> DemoIds:
             couple_id=user.couple_id,
             name=user.name,
         )
-    directory.add_team_member(demo.photographer, "sarah", "owner")
-    directory.add_team_member(demo.photographer, "tom", "second shooter")
+    for user_id, role in _TEAM:
+        directory.add_team_member(demo.photographer, user_id, role)
     for supplier_id in demo.connected_suppliers:
         directory.connect(supplier_id, demo.couple)
     directory.connect(demo.rival, demo.other_couple)
@@ -146,12 +170,7 @@ def load_demo(database: SqliteDatabase) -> DemoIds:
         demo.photographer,
         (demo.couple,),
         title="Shot List Preferences",
-        fields=(
-            ("family_groups", "Family group photos", True),
-            ("must_have_shots", "Must-have shots", True),
-            ("photo_style", "Photo style", False),
-            ("avoid", "Anything to avoid", False),
-        ),
+        fields=_SHOT_LIST_FIELDS,
     )
 
     core_fields = SqliteCoreFieldStore(database)
@@ -162,11 +181,7 @@ def load_demo(database: SqliteDatabase) -> DemoIds:
         demo.venue_journey,
         demo.venue_owner,
         "Venue Booking",
-        (
-            ("venue-walkthrough", "Venue Walkthrough", "meeting"),
-            ("contract-review", "Contract Review", "task"),
-            ("final-details", "Final Details", "email"),
-        ),
+        _VENUE_STEPS,
     )
     journeys.start_journey(demo.walkthrough, demo.venue_journey, demo.couple)
 
@@ -176,11 +191,7 @@ def load_demo(database: SqliteDatabase) -> DemoIds:
             conn.execute(
                 "INSERT INTO core_field_values"
                 " (couple_id, field_name, value, version, updated_by, updated_at)"
-                " VALUES (?, ?, ?, 1, 'emma', ?) ON CONFLICT DO NOTHING",
-                (demo.couple, field_name, _json(value), now),
+                " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
+                (demo.couple, field_name, _dump(value), _CORE_FIELDS_BY, now),
             )
     return demo
-
-
-def _json(value: JsonValue) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -15,8 +15,9 @@ overwritten. One transaction (under an advisory lock, so two runs do not interle
 capture, when a server is running, sees the whole wedding at once — the couple's core fields
 become ``core_fields_updated`` events written by Emma, the venue with the fields it fills.
 
-The form's fields, the journey's steps and Sarah's team are spelt out here as `load_demo` spells
-them (tests/integration/test_wedsync_demo_postgres.py checks both loads hold the same wedding).
+The form's fields, the journey's steps, Sarah's team and the core fields' author come from
+`demo`, as `load_demo` writes them (tests/integration/test_wedsync_demo_postgres.py checks both
+loads hold the same wedding).
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from psycopg.types.json import Jsonb
 
 from wedsync_realtime.wedding.demo import (
     _CORE_FIELDS,
+    _CORE_FIELDS_BY,
+    _SHOT_LIST_FIELDS,
     _SUPPLIERS,
+    _TEAM,
+    _VENUE_STEPS,
     _VENUES,
     DEMO_USERS,
     DemoIds,
@@ -60,27 +65,6 @@ DEMO_TABLES = (
 #: Serialises demo loads against one database (any fixed 64-bit key).
 _LOCK_KEY = 0x7765_6473_796E_6344  # "wedsyncD"
 
-#: Sarah's team at her studio: (demo user, role).
-_TEAM = (("sarah", "owner"), ("tom", "second shooter"))
-
-#: "Shot List Preferences": (field_id, label, required) in display order.
-_SHOT_LIST_FIELDS = (
-    ("family_groups", "Family group photos", True),
-    ("must_have_shots", "Must-have shots", True),
-    ("photo_style", "Photo style", False),
-    ("avoid", "Anything to avoid", False),
-)
-
-#: "Venue Booking": (step_id, name, kind) in order.
-_VENUE_STEPS = (
-    ("venue-walkthrough", "Venue Walkthrough", "meeting"),
-    ("contract-review", "Contract Review", "task"),
-    ("final-details", "Final Details", "email"),
-)
-
-#: Who wrote the couple's initial core fields.
-_CORE_FIELDS_BY = "emma"
-
 
 class DemoTablesMissing(Exception):
     """The database lacks WedSync tables the demo writes (it is not migrated)."""
@@ -92,10 +76,6 @@ class DemoTablesMissing(Exception):
 
 def _id(name: str | None) -> uuid.UUID | None:
     return None if name is None else demo_uuid(name)
-
-
-def _key(name: str) -> uuid.UUID:
-    return demo_uuid(name)
 
 
 def load_demo_postgres(conn: psycopg.Connection[Any]) -> dict[str, str]:
@@ -121,10 +101,10 @@ def load_demo_postgres(conn: psycopg.Connection[Any]) -> dict[str, str]:
         _load(conn, demo)
     rows = conn.execute(
         "SELECT id, tier FROM public.suppliers WHERE id = ANY(%s)",
-        ([_key(s[0]) for s in _SUPPLIERS],),
+        ([demo_uuid(s[0]) for s in _SUPPLIERS],),
     ).fetchall()
     by_uuid = {row[0]: str(row[1]) for row in rows}
-    return {s[0]: by_uuid[_key(s[0])] for s in _SUPPLIERS if _key(s[0]) in by_uuid}
+    return {s[0]: by_uuid[demo_uuid(s[0])] for s in _SUPPLIERS if demo_uuid(s[0]) in by_uuid}
 
 
 def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
@@ -137,7 +117,7 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
         " tier = excluded.tier"
         " WHERE (t.business_name, t.category, t.tier)"
         " IS DISTINCT FROM (excluded.business_name, excluded.category, excluded.tier)",
-        [(_key(s), name, category, tier) for s, name, category, tier in _SUPPLIERS],
+        [(demo_uuid(s), name, category, tier) for s, name, category, tier in _SUPPLIERS],
     )
     cursor.executemany(
         "INSERT INTO public.couples AS t (id, partner1_name, partner2_name) VALUES (%s, %s, %s)"
@@ -145,7 +125,7 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
         " partner2_name = excluded.partner2_name"
         " WHERE (t.partner1_name, t.partner2_name)"
         " IS DISTINCT FROM (excluded.partner1_name, excluded.partner2_name)",
-        [(_key(ids.couple), "James", "Emma"), (_key(ids.other_couple), "Olivia", "Noah")],
+        [(demo_uuid(ids.couple), "James", "Emma"), (demo_uuid(ids.other_couple), "Olivia", "Noah")],
     )
     cursor.executemany(
         "INSERT INTO public.user_profiles AS t"
@@ -156,7 +136,7 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
         " WHERE (t.user_type, t.display_name, t.supplier_id, t.couple_id) IS DISTINCT FROM"
         " (excluded.user_type, excluded.display_name, excluded.supplier_id, excluded.couple_id)",
         [
-            (_key(u.user_id), u.user_type.value, u.name, _id(u.supplier_id), _id(u.couple_id))
+            (demo_uuid(u.user_id), u.user_type.value, u.name, _id(u.supplier_id), _id(u.couple_id))
             for u in DEMO_USERS
         ],
     )
@@ -164,7 +144,7 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
         "INSERT INTO public.supplier_team_members AS t (supplier_id, user_id, role)"
         " VALUES (%s, %s, %s) ON CONFLICT (supplier_id, user_id) DO UPDATE SET"
         " role = excluded.role WHERE t.role IS DISTINCT FROM excluded.role",
-        [(_key(ids.photographer), _key(user), role) for user, role in _TEAM],
+        [(demo_uuid(ids.photographer), demo_uuid(user), role) for user, role in _TEAM],
     )
     pairs = [(s, ids.couple) for s in ids.connected_suppliers] + [(ids.rival, ids.other_couple)]
     cursor.executemany(
@@ -172,7 +152,7 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
         " VALUES (%s, %s, %s, 'active') ON CONFLICT (supplier_id, couple_id) DO UPDATE SET"
         " status = 'active' WHERE t.status IS DISTINCT FROM 'active'",
         [
-            (_key(f"connection:{supplier}:{couple}"), _key(supplier), _key(couple))
+            (demo_uuid(f"connection:{supplier}:{couple}"), demo_uuid(supplier), demo_uuid(couple))
             for supplier, couple in pairs
         ],
     )
@@ -181,8 +161,8 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
         " ON CONFLICT (id) DO UPDATE SET couple_id = excluded.couple_id"
         " WHERE t.couple_id IS DISTINCT FROM excluded.couple_id",
         [
-            (_key(ids.wedding), _key(ids.couple)),
-            (_key(ids.other_wedding), _key(ids.other_couple)),
+            (demo_uuid(ids.wedding), demo_uuid(ids.couple)),
+            (demo_uuid(ids.other_wedding), demo_uuid(ids.other_couple)),
         ],
     )
     _load_form(cursor, ids)
@@ -197,7 +177,7 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
         " WHERE (t.name, t.address, t.capacity)"
         " IS DISTINCT FROM (excluded.name, excluded.address, excluded.capacity)",
         [
-            {"id": _key(v), "name": name, "address": address, "capacity": capacity}
+            {"id": demo_uuid(v), "name": name, "address": address, "capacity": capacity}
             for v, name, address, capacity in _VENUES
         ],
     )
@@ -209,11 +189,11 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
         " VALUES (%s, %s, %s, %s, 1, %s) ON CONFLICT (couple_id, field_name) DO NOTHING",
         [
             (
-                _key(f"core-field:{ids.couple}:{field}"),
-                _key(ids.couple),
+                demo_uuid(f"core-field:{ids.couple}:{field}"),
+                demo_uuid(ids.couple),
                 field,
                 Jsonb(value),
-                _key(_CORE_FIELDS_BY),
+                demo_uuid(_CORE_FIELDS_BY),
             )
             for field, value in _CORE_FIELDS.items()
         ],
@@ -221,7 +201,7 @@ def _load(conn: psycopg.Connection[Any], ids: DemoIds) -> None:
 
 
 def _load_form(cursor: psycopg.Cursor[Any], ids: DemoIds) -> None:
-    form = _key(ids.shot_list_form)
+    form = demo_uuid(ids.shot_list_form)
     fields = [
         {"field_id": field_id, "label": label, "required": required}
         for field_id, label, required in _SHOT_LIST_FIELDS
@@ -232,10 +212,10 @@ def _load_form(cursor: psycopg.Cursor[Any], ids: DemoIds) -> None:
         " title = excluded.title, fields = excluded.fields, updated_at = now()"
         " WHERE (t.supplier_id, t.title, t.fields)"
         " IS DISTINCT FROM (excluded.supplier_id, excluded.title, excluded.fields)",
-        (form, _key(ids.photographer), "Shot List Preferences", Jsonb(fields)),
+        (form, demo_uuid(ids.photographer), "Shot List Preferences", Jsonb(fields)),
     )
     # Sent to James & Emma only, as `load_demo` leaves it.
-    recipients = [_key(ids.couple)]
+    recipients = [demo_uuid(ids.couple)]
     cursor.execute(
         "DELETE FROM public.form_recipients WHERE form_id = %s AND couple_id <> ALL(%s)",
         (form, recipients),
@@ -248,13 +228,13 @@ def _load_form(cursor: psycopg.Cursor[Any], ids: DemoIds) -> None:
 
 
 def _load_journey(cursor: psycopg.Cursor[Any], ids: DemoIds) -> None:
-    journey = _key(ids.venue_journey)
+    journey = demo_uuid(ids.venue_journey)
     cursor.execute(
         "INSERT INTO public.journeys AS t (id, supplier_id, name) VALUES (%s, %s, %s)"
         " ON CONFLICT (id) DO UPDATE SET supplier_id = excluded.supplier_id,"
         " name = excluded.name"
         " WHERE (t.supplier_id, t.name) IS DISTINCT FROM (excluded.supplier_id, excluded.name)",
-        (journey, _key(ids.venue_owner), "Venue Booking"),
+        (journey, demo_uuid(ids.venue_owner), "Venue Booking"),
     )
     wanted = [
         (step_id, position, name, kind)
@@ -274,7 +254,7 @@ def _load_journey(cursor: psycopg.Cursor[Any], ids: DemoIds) -> None:
             [(journey, *step) for step in wanted],
         )
     # Started for James & Emma once; their progress since is theirs.
-    instance = _key(ids.walkthrough)
+    instance = demo_uuid(ids.walkthrough)
     cursor.execute(
         "INSERT INTO public.journey_instances"
         " (id, journey_id, supplier_id, couple_id, journey_name, current_step)"
@@ -282,7 +262,7 @@ def _load_journey(cursor: psycopg.Cursor[Any], ids: DemoIds) -> None:
         "  SELECT s.step_id FROM public.journey_steps s WHERE s.journey_id = j.id"
         "  ORDER BY s.position LIMIT 1)"
         " FROM public.journeys j WHERE j.id = %s ON CONFLICT (id) DO NOTHING RETURNING 1",
-        (instance, _key(ids.couple), journey),
+        (instance, demo_uuid(ids.couple), journey),
     )
     if cursor.fetchone() is None:
         return

@@ -16,6 +16,7 @@ form was sent to): the supplier reads them over REST.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +47,7 @@ __all__ = [
     "FormResponse",
     "FormService",
     "FormStore",
+    "form_fields",
     "is_answered",
 ]
 
@@ -57,6 +59,15 @@ class FormField:
     field_id: str
     label: str
     required: bool = False
+
+
+def form_fields(raw: Iterable[Mapping[str, object]] | None) -> tuple[FormField, ...]:
+    """A form's fields from their stored JSON list (``{field_id, label, required}`` objects,
+    in display order; None: no fields)."""
+    return tuple(
+        FormField(str(f["field_id"]), str(f["label"]), bool(f.get("required", False)))
+        for f in raw or []
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,9 +231,15 @@ class JourneyService:
         `completed_at`, so the same completion seen twice notifies once."""
         step = instance.step(step_id)
         now = completed_at or iso_timestamp(self._clock())
+        # Read once for both the channels and the recipients of this one completion.
+        connected = await self._is_connected(instance)
         extra: Payload = {"completed_by": completed_by}
-        event = await self._event("journey_step_completed", instance, step_id, now, extra)
-        drafts = await self._milestone_notifications(instance, step, completed_by, completed_at)
+        event = await self._event(
+            "journey_step_completed", instance, step, now, extra, connected=connected
+        )
+        drafts = await self._milestone_notifications(
+            instance, step, completed_by, completed_at, connected=connected
+        )
         notified = await self._notifications.create_many(drafts)
         return (event, *notified.events)
 
@@ -243,7 +249,8 @@ class JourneyService:
         """``journey_email_opened``, for a first opening that is stored (from `email_opened`,
         or from change capture on PostgreSQL)."""
         now = opened_at or iso_timestamp(self._clock())
-        return (await self._event("journey_email_opened", instance, step_id, now, {}),)
+        step = instance.step(step_id)
+        return (await self._event("journey_email_opened", instance, step, now, {}),)
 
     async def task_due(self, journey_id: str, step_id: str) -> Outcome[JourneyInstance]:
         """A step's task is due: an event and a notification to the couple (none if done)."""
@@ -252,7 +259,7 @@ class JourneyService:
         if step.status is StepStatus.COMPLETED:
             return Outcome(instance)
         now = iso_timestamp(self._clock())
-        event = await self._event("journey_task_due", instance, step_id, now, {})
+        event = await self._event("journey_task_due", instance, step, now, {})
         supplier = await self._audience.supplier_name(instance.supplier_id) or "Your supplier"
         drafts = [
             NotificationDraft(
@@ -284,10 +291,14 @@ class JourneyService:
         )
         if not (own_couple or own_supplier):
             raise NotPermitted(f"only the couple and the supplier of journey {instance.journey_id}")
-        if not await self._audience.is_connected(instance.supplier_id, instance.couple_id):
+        if not await self._is_connected(instance):
             raise Conflict("the supplier and the couple are no longer connected")
 
-    async def _channels(self, instance: JourneyInstance) -> tuple[str, ...]:
+    async def _is_connected(self, instance: JourneyInstance) -> bool:
+        return await self._audience.is_connected(instance.supplier_id, instance.couple_id)
+
+    async def _channels(self, instance: JourneyInstance, connected: bool | None) -> tuple[str, ...]:
+        """Where an event about the instance goes; `connected` None = read it now."""
         k, j, c, s = ChannelKind, instance.journey_id, instance.couple_id, instance.supplier_id
         channels = [
             channel_name(k.JOURNEY, j, c),
@@ -296,17 +307,25 @@ class JourneyService:
             channel_name(k.COUPLE_TIMELINE, c),
             *(channel_name(k.WEDDING, w) for w in await self._audience.couple_weddings(c)),
         ]
-        if await self._audience.is_connected(s, c):
+        if connected is None:
+            connected = await self._is_connected(instance)
+        if connected:
             channels += [channel_name(k.SUPPLIER_JOURNEYS, s), channel_name(k.SUPPLIER_CLIENTS, s)]
         return tuple(channels)
 
     async def _event(
-        self, name: str, instance: JourneyInstance, step_id: str, now: str, extra: Payload
+        self,
+        name: str,
+        instance: JourneyInstance,
+        step: JourneyStep,
+        now: str,
+        extra: Payload,
+        *,
+        connected: bool | None = None,
     ) -> DomainEvent:
-        step = instance.step(step_id)
         payload: Payload = {
             "journey_id": instance.journey_id,
-            "step_id": step_id,
+            "step_id": step.step_id,
             "supplier_id": instance.supplier_id,
             "couple_id": instance.couple_id,
             "progress_percentage": instance.progress_percentage,
@@ -317,7 +336,7 @@ class JourneyService:
             "journey_status": instance.status,
             **extra,
         }
-        return DomainEvent(name, await self._channels(instance), payload)
+        return DomainEvent(name, await self._channels(instance, connected), payload)
 
     async def _milestone_notifications(
         self,
@@ -325,6 +344,8 @@ class JourneyService:
         step: JourneyStep,
         completed_by: str | None,
         completed_at: str | None,
+        *,
+        connected: bool,
     ) -> list[NotificationDraft]:
         """The other side hears of the milestone ("✅ Venue Walkthrough — Completed"): the
         supplier's users (while connected to the couple) and the couple's, but not who did it."""
@@ -336,7 +357,7 @@ class JourneyService:
         message = f"{actor} completed {step.name}"
         message += f". Next: {following}" if following else f". {instance.journey_name} is complete"
         recipients: list[str] = []
-        if await self._audience.is_connected(instance.supplier_id, instance.couple_id):
+        if connected:
             recipients += await self._audience.supplier_users(instance.supplier_id)
         recipients += await self._audience.couple_users(instance.couple_id)
         cause = f"journey_step_completed/{instance.journey_id}/{step.step_id}/{completed_at or ''}"

@@ -31,6 +31,7 @@ from typing import Protocol
 from wedsync_realtime.wedding.channels import ChannelKind
 from wedsync_realtime.wedding.errors import Invalid, NotFound
 from wedsync_realtime.wedding.events import (
+    DEFAULT_EVENT_PRIORITY,
     Clock,
     DomainEvent,
     Outcome,
@@ -312,25 +313,16 @@ class NotificationService:
 
     async def _event(self, name: str, notification: Notification, timestamp: str) -> DomainEvent:
         payload: Payload = {
-            "notification_id": notification.notification_id,
-            "user_id": notification.user_id,
-            "type": notification.type,
-            "title": notification.title,
-            "message": notification.message,
-            "action_url": notification.action_url,
-            "priority": notification.priority.value,
-            "read": notification.read,
-            "dismissed": notification.dismissed,
-            "created_at": notification.created_at,
+            **notification.to_json(),
             "unread_count": await self._store.unread_count(notification.user_id),
             "timestamp": timestamp,
         }
-        return DomainEvent(
-            name,
-            (_user_channel(notification.user_id),),
-            payload,
-            EVENT_PRIORITY[notification.priority] if name == "notification_new" else 5,
+        priority = (
+            EVENT_PRIORITY[notification.priority]
+            if name == "notification_new"
+            else DEFAULT_EVENT_PRIORITY
         )
+        return DomainEvent(name, (_user_channel(notification.user_id),), payload, priority)
 
 
 #: The namespace of derived notification ids (uuid5), fixed forever: ids must stay stable.

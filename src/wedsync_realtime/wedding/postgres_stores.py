@@ -30,17 +30,19 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from wedsync_realtime.timestamps import iso_millis
+from wedsync_realtime.wedding.audience import couple_display_name
 from wedsync_realtime.wedding.core_fields import (
     AppliedChange,
     CoreFieldValue,
     FieldWrite,
     Venue,
     VersionConflict,
+    plan_core_field_write,
 )
 from wedsync_realtime.wedding.directory import FormFacts, JourneyFacts, UserProfile, UserType
 from wedsync_realtime.wedding.errors import NotFound
 from wedsync_realtime.wedding.events import JsonValue
-from wedsync_realtime.wedding.forms import FormDefinition, FormField, FormResponse
+from wedsync_realtime.wedding.forms import FormDefinition, FormResponse, form_fields
 from wedsync_realtime.wedding.journeys import JourneyInstance, JourneyStep, StepKind, StepStatus
 from wedsync_realtime.wedding.notifications import Notification, Priority
 
@@ -224,7 +226,7 @@ class PostgresDirectory(_Queries):
         )
         if row is None:
             return None
-        return " & ".join(n for n in (row["partner1_name"], row["partner2_name"]) if n)
+        return couple_display_name(row["partner1_name"], row["partner2_name"])
 
     async def supplier_name(self, supplier_id: str) -> str | None:
         key = as_uuid(supplier_id)
@@ -343,19 +345,13 @@ class PostgresCoreFieldStore(_Queries):
                 (key, write.field_name),
             )
             row = await cursor.fetchone()
-            current = (
-                _core_value(couple_id, row)
-                if row is not None
-                else CoreFieldValue(couple_id, write.field_name, None, 0)
+            stored = None if row is None else _core_value(couple_id, row)
+            # A VersionConflict raised here rolls the transaction back.
+            current, change = plan_core_field_write(
+                couple_id, write, stored, updated_by=updated_by, at=at
             )
-            expected = write.expected_version
-            if expected is not None and expected != current.version:
-                raise VersionConflict(current, expected)  # rolls the transaction back
-            if row is not None and current.value == write.value:
+            if change is None:
                 return None
-            new = CoreFieldValue(
-                couple_id, write.field_name, write.value, current.version + 1, updated_by, at
-            )
             await cursor.execute(
                 "INSERT INTO public.core_field_values"
                 " (couple_id, field_name, value, version, updated_by, updated_at)"
@@ -368,14 +364,14 @@ class PostgresCoreFieldStore(_Queries):
                     key,
                     write.field_name,
                     Jsonb(write.value),
-                    new.version,
+                    change.new.version,
                     as_uuid(updated_by),
                     at,
                     current.version,
                 ),
             )
             if await cursor.fetchone() is not None:
-                return AppliedChange(current.value, new)
+                return change
         raise VersionConflict(current, write.expected_version or current.version)
 
 
@@ -406,10 +402,7 @@ class PostgresFormStore(_Queries):
         )
         if row is None:
             return None
-        fields = tuple(
-            FormField(str(f["field_id"]), str(f["label"]), bool(f.get("required", False)))
-            for f in row["fields"] or []
-        )
+        fields = form_fields(row["fields"])
         return FormDefinition(form_id, str(row["supplier_id"]), row["title"], fields)
 
     async def form_response(self, form_id: str, couple_id: str) -> FormResponse | None:

@@ -17,8 +17,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from wedsync_realtime.store.sqlite import SqliteDatabase
+from wedsync_realtime.wedding.audience import couple_display_name
 from wedsync_realtime.wedding.core_fields import Venue
-from wedsync_realtime.wedding.directory import FormFacts, JourneyFacts, UserProfile, UserType
+from wedsync_realtime.wedding.directory import (
+    FormFacts,
+    JourneyFacts,
+    UserProfile,
+    UserType,
+    checked_user_type,
+)
 
 __all__ = ["SqliteDirectory"]
 
@@ -46,11 +53,7 @@ class SqliteDirectory:
         name: str | None = None,
     ) -> UserProfile:
         """Add or replace a user's profile (`name` defaults to the id)."""
-        kind = UserType(user_type)
-        if kind is UserType.SUPPLIER and not supplier_id:
-            raise ValueError("a supplier user needs a supplier_id")
-        if kind is UserType.COUPLE and not couple_id:
-            raise ValueError("a couple user needs a couple_id")
+        kind = checked_user_type(user_type, supplier_id=supplier_id, couple_id=couple_id)
         with self._db.transaction() as conn:
             if supplier_id:
                 self._ensure_supplier(supplier_id)
@@ -231,8 +234,7 @@ class SqliteDirectory:
         )
         if row is None:
             return None
-        names = [n for n in (row["partner1_name"], row["partner2_name"]) if n]
-        return " & ".join(names)
+        return couple_display_name(row["partner1_name"], row["partner2_name"])
 
     async def supplier_name(self, supplier_id: str) -> str | None:
         row = self._db.query_one("SELECT name FROM suppliers WHERE id = ?", (supplier_id,))

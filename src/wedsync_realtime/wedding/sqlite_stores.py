@@ -20,11 +20,11 @@ from wedsync_realtime.wedding.core_fields import (
     AppliedChange,
     CoreFieldValue,
     FieldWrite,
-    VersionConflict,
+    plan_core_field_write,
 )
 from wedsync_realtime.wedding.errors import NotFound
 from wedsync_realtime.wedding.events import JsonValue
-from wedsync_realtime.wedding.forms import FormDefinition, FormField, FormResponse
+from wedsync_realtime.wedding.forms import FormDefinition, FormResponse, form_fields
 from wedsync_realtime.wedding.journeys import JourneyInstance, JourneyStep, StepKind, StepStatus
 from wedsync_realtime.wedding.notifications import Notification, Priority
 
@@ -82,28 +82,29 @@ class SqliteCoreFieldStore:
                     " FROM core_field_values WHERE couple_id = ? AND field_name = ?",
                     (couple_id, write.field_name),
                 ).fetchone()
-                current = (
-                    _core_value(couple_id, row)
-                    if row is not None
-                    else CoreFieldValue(couple_id, write.field_name, None, 0)
+                stored = None if row is None else _core_value(couple_id, row)
+                # A VersionConflict raised here rolls the transaction back.
+                _, change = plan_core_field_write(
+                    couple_id, write, stored, updated_by=updated_by, at=at
                 )
-                expected = write.expected_version
-                if expected is not None and expected != current.version:
-                    raise VersionConflict(current, expected)  # rolls the transaction back
-                if row is not None and current.value == write.value:
+                if change is None:
                     continue
-                new = CoreFieldValue(
-                    couple_id, write.field_name, write.value, current.version + 1, updated_by, at
-                )
                 conn.execute(
                     "INSERT INTO core_field_values"
                     " (couple_id, field_name, value, version, updated_by, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (couple_id, field_name) DO UPDATE SET"
                     " value = excluded.value, version = excluded.version,"
                     " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                    (couple_id, write.field_name, _dump(write.value), new.version, updated_by, at),
+                    (
+                        couple_id,
+                        write.field_name,
+                        _dump(write.value),
+                        change.new.version,
+                        updated_by,
+                        at,
+                    ),
                 )
-                applied.append(AppliedChange(current.value, new))
+                applied.append(change)
         return applied
 
 
@@ -361,10 +362,7 @@ class SqliteFormStore:
         )
         if row is None:
             return None
-        fields = tuple(
-            FormField(f["field_id"], f["label"], bool(f.get("required", False)))
-            for f in json.loads(row["fields"])
-        )
+        fields = form_fields(json.loads(row["fields"]))
         return FormDefinition(form_id, row["supplier_id"], row["title"], fields)
 
     async def form_response(self, form_id: str, couple_id: str) -> FormResponse | None:
